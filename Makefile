@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   build .venv, install, fetch Fashion-MNIST, run the main job
+#   make test   build .venv, install, run ruff and pytest
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.revact-installed
+# torch/torchvision are pinned to the releases this machine serves from local disk.
+TORCH   := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: test demo install lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/revact list
+	$(VENV)/bin/revact plot --out runs/activations.png
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,41 @@
+"""revact: drop-in upgrades for vision networks.
+
+Activations (classic, ACON / Meta-ACON, DY-ReLU A/B/C) usable by name or class,
+the RevCol reversible-column backbone, and tools to compare them fairly.
+"""
+
+from revact.activations import (
+    AconA,
+    AconB,
+    AconC,
+    DyReLUA,
+    DyReLUB,
+    DyReLUC,
+    MetaAcon,
+    MetaAconC,
+    Swish,
+    create_act,
+    get_act_layer,
+    list_acts,
+)
+from revact.optim import param_groups
+
+# revcol exports
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AconA",
+    "AconB",
+    "AconC",
+    "DyReLUA",
+    "DyReLUB",
+    "DyReLUC",
+    "MetaAcon",
+    "MetaAconC",
+    "Swish",
+    "create_act",
+    "get_act_layer",
+    "list_acts",
+    "param_groups",
+]

@@ -1,0 +1,22 @@
+"""Activations: classic ones from ``torch.nn``, ACON / Meta-ACON and DY-ReLU."""
+
+from revact.activations.acon import AconA, AconB, AconC, MetaAcon, MetaAconC, Swish
+from revact.activations.create_act import ActSpec, act_spec, create_act, get_act_layer, list_acts
+from revact.activations.dyrelu import DyReLUA, DyReLUB, DyReLUC
+
+__all__ = [
+    "ActSpec",
+    "AconA",
+    "AconB",
+    "AconC",
+    "DyReLUA",
+    "DyReLUB",
+    "DyReLUC",
+    "MetaAcon",
+    "MetaAconC",
+    "Swish",
+    "act_spec",
+    "create_act",
+    "get_act_layer",
+    "list_acts",
+]

@@ -1,0 +1,56 @@
+"""Input checks and shapes shared by the channel-aware activations."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+LAYOUTS = ("channels_first", "tokens")
+
+
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout
+
+
+def check_input(x: Tensor, channels: int, layout: str, owner: str) -> None:
+    """Raise a ``ValueError`` naming what was expected when ``x`` does not fit.
+
+    ``channels_first`` accepts ``(N, C, L)`` and ``(N, C, H, W)``; ``tokens`` accepts
+    ``(N, L, C)``.
+    """
+    if layout == "channels_first":
+        if x.dim() not in (3, 4):
+            raise ValueError(
+                f"{owner} expects input of shape (N, C, L) or (N, C, H, W), "
+                f"got a {x.dim()}-D tensor of shape {tuple(x.shape)}"
+            )
+        got = x.shape[1]
+    else:
+        if x.dim() != 3:
+            raise ValueError(
+                f"{owner} with layout='tokens' expects input of shape (N, L, C), "
+                f"got a {x.dim()}-D tensor of shape {tuple(x.shape)}"
+            )
+        got = x.shape[-1]
+    if got != channels:
+        raise ValueError(
+            f"{owner} was built for {channels} channels but the input has {got} "
+            f"(shape {tuple(x.shape)}, layout={layout!r})"
+        )
+
+
+def spatial_dims(x: Tensor, layout: str) -> tuple[int, ...]:
+    """The axes a global average pool reduces over."""
+    return tuple(range(2, x.dim())) if layout == "channels_first" else (1,)
+
+
+def per_channel(p: Tensor, x: Tensor) -> Tensor:
+    """View a ``(1, C, 1, 1)`` parameter so it broadcasts against channels-first ``x``."""
+    return p.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def check_channels(channels: object, owner: str) -> int:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"{owner} needs channels as a positive int, got {channels!r}")
+    return channels

@@ -1,0 +1,249 @@
+"""Memory-lean kernels behind the adaptive activations.
+
+Two element-wise maps cover every adaptive activation of the library:
+
+* :func:`acon` — the smooth maximum of ACON,
+  ``y = (p1 - p2)·x·σ(β·(p1 - p2)·x) + p2·x``. Swish (``p1=1, p2=0``), ACON-A/B/C and
+  Meta-ACON are all this map with different coefficient tensors.
+* :func:`max_affine` — the piecewise-linear maximum of DY-ReLU,
+  ``y = s·max_k(a_k·x + b_k)``, with an optional non-negative spatial scale ``s``
+  (DY-ReLU-C; ``max_k(s·a_k·x + s·b_k) = s·max_k(a_k·x + b_k)`` because ``s ≥ 0``).
+
+Plain autograd would keep several full-size intermediates per call (σ, products, the
+K stacked branches). The custom :class:`torch.autograd.Function` s here keep only the
+input and the small coefficient tensors and recompute the rest in backward, so an
+activation costs one input-sized tensor of saved memory, as ReLU does.
+
+Coefficients broadcast against ``x`` (per-channel ``(1, C, 1, 1)``, per-sample
+``(N, C, 1, 1)``, or full size); their gradients are reduced back to their own shape.
+Under autocast the maths runs in the promoted dtype of the inputs and the output is
+cast back to ``x.dtype``, so a bfloat16 activation stays bfloat16.
+
+When no gradient is needed (inference, ``torch.no_grad``, ONNX export, tracing) the
+same forward maths runs without the autograd Function.
+
+:func:`use_fused_kernels` swaps the forward and backward bodies for
+``torch.compile``-d versions (Inductor fuses each into one pass over the tensor);
+the numbers are the same as with fusion off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+__all__ = ["acon", "max_affine", "use_fused_kernels", "fused_kernels_enabled"]
+
+
+def _result_dtype(*tensors: Tensor | None) -> torch.dtype:
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        if t is not None:
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _reduce_to(grad: Tensor, like: Tensor) -> Tensor:
+    """Sum a broadcast gradient back to the shape and dtype of ``like``."""
+    return grad.sum_to_size(like.shape).to(like.dtype)
+
+
+# --------------------------------------------------------------------------- ACON
+
+
+def _acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+    dtype = _result_dtype(x, p1, p2, beta)
+    xc = x.to(dtype)
+    d = (p1 - p2) * xc
+    return (d * torch.sigmoid(beta * d) + p2 * xc).to(x.dtype)
+
+
+def _acon_backward(
+    grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    dtype = _result_dtype(x, p1, p2, beta)
+    xc, g = x.to(dtype), grad.to(dtype)
+    dp = p1 - p2
+    d = dp * xc
+    s = torch.sigmoid(beta * d)
+    ds = s * (1 - s)
+    # dy/dd, with d = (p1 - p2) x the first argument of the smooth maximum.
+    dy_dd = s + beta * d * ds
+    g_dd = g * dy_dd
+    return g_dd * dp + g * p2, g_dd * xc, g * xc - g_dd * xc, g * d * d * ds
+
+
+class _AconFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+        ctx.save_for_backward(x, p1, p2, beta)
+        return _kernel("acon_forward")(x, p1, p2, beta)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, p1, p2, beta = ctx.saved_tensors
+        gx, gp1, gp2, gbeta = _kernel("acon_backward")(grad, x, p1, p2, beta)
+        needs = ctx.needs_input_grad
+        return (
+            gx.to(x.dtype) if needs[0] else None,
+            _reduce_to(gp1, p1) if needs[1] else None,
+            _reduce_to(gp2, p2) if needs[2] else None,
+            _reduce_to(gbeta, beta) if needs[3] else None,
+        )
+
+
+def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+    r"""ACON smooth maximum :math:`(p_1 - p_2)x\,\sigma(\beta(p_1 - p_2)x) + p_2 x`.
+
+    Args:
+        x: input of any shape.
+        p1, p2, beta: tensors broadcastable to ``x`` (scalars as 0-d or 1-element tensors).
+
+    Returns:
+        A tensor of the shape and dtype of ``x``.
+    """
+    if _needs_autograd(x, p1, p2, beta):
+        return _AconFunction.apply(x, p1, p2, beta)
+    return _kernel("acon_forward")(x, p1, p2, beta)
+
+
+# --------------------------------------------------------------------- max-affine
+
+
+def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
+    dtype = _result_dtype(x, a, b, scale)
+    xc = x.to(dtype)
+    y = torch.addcmul(b[..., 0], a[..., 0], xc)
+    for k in range(1, a.shape[-1]):
+        y = torch.maximum(y, torch.addcmul(b[..., k], a[..., k], xc))
+    if scale is not None:
+        y = y * scale
+    return y.to(x.dtype)
+
+
+def _max_affine_backward(
+    grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
+) -> tuple[Tensor, list[Tensor], list[Tensor], Tensor | None]:
+    dtype = _result_dtype(x, a, b, scale)
+    xc, g = x.to(dtype), grad.to(dtype)
+    # Recompute which branch won; ties go to the lowest k, as in the forward maximum.
+    best = torch.addcmul(b[..., 0], a[..., 0], xc)
+    winner = torch.zeros_like(best, dtype=torch.int8)
+    for k in range(1, a.shape[-1]):
+        branch = torch.addcmul(b[..., k], a[..., k], xc)
+        wins = branch > best
+        best = torch.where(wins, branch, best)
+        winner = torch.where(wins, k, winner)
+    g_scale = None
+    if scale is not None:
+        g_scale = g * best
+        g = g * scale
+    g_x = torch.zeros_like(g)
+    g_a, g_b = [], []
+    for k in range(a.shape[-1]):
+        g_k = torch.where(winner == k, g, 0)
+        g_x = torch.addcmul(g_x, g_k, a[..., k])
+        g_a.append(g_k * xc)
+        g_b.append(g_k)
+    return g_x, g_a, g_b, g_scale
+
+
+class _MaxAffineFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, a, b, scale)
+        return _kernel("max_affine_forward")(x, a, b, scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, a, b, scale = ctx.saved_tensors
+        g_x, g_a, g_b, g_scale = _kernel("max_affine_backward")(grad, x, a, b, scale)
+        needs = ctx.needs_input_grad
+        coeff_shape = a[..., 0]
+        return (
+            g_x.to(x.dtype) if needs[0] else None,
+            torch.stack([_reduce_to(g, coeff_shape) for g in g_a], -1) if needs[1] else None,
+            torch.stack([_reduce_to(g, coeff_shape) for g in g_b], -1) if needs[2] else None,
+            _reduce_to(g_scale, scale) if needs[3] else None,
+        )
+
+
+def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> Tensor:
+    r"""DY-ReLU's maximum of K affine maps, :math:`s\cdot\max_k(a_k x + b_k)`.
+
+    Args:
+        x: input of any shape.
+        a, b: slopes and intercepts of shape ``(*B, K)`` where ``B`` broadcasts to
+            ``x.shape`` (e.g. ``(N, C, 1, 1, K)`` for per-channel coefficients).
+        scale: optional non-negative tensor broadcastable to ``x`` (DY-ReLU-C's
+            spatial attention). Non-negativity is what lets it factor out of the max.
+
+    Returns:
+        A tensor of the shape and dtype of ``x``.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    if _needs_autograd(x, a, b, scale):
+        return _MaxAffineFunction.apply(x, a, b, scale)
+    return _kernel("max_affine_forward")(x, a, b, scale)
+
+
+# ------------------------------------------------------------------ dispatching
+
+
+def _needs_autograd(*tensors: Tensor | None) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        return False
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+_EAGER: dict[str, Callable] = {
+    "acon_forward": _acon_forward,
+    "acon_backward": _acon_backward,
+    "max_affine_forward": _max_affine_forward,
+    "max_affine_backward": _max_affine_backward,
+}
+_COMPILED: dict[str, Callable] = {}
+_fused = False
+
+
+def _kernel(name: str) -> Callable:
+    # Inside an outer torch.compile the eager bodies are traced and fused anyway.
+    if not _fused or torch.compiler.is_compiling():
+        return _EAGER[name]
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
+    return _COMPILED[name]
+
+
+def fused_kernels_enabled() -> bool:
+    """Whether :func:`use_fused_kernels` is in effect."""
+    return _fused
+
+
+@contextlib.contextmanager
+def use_fused_kernels(enabled: bool = True) -> Iterator[None]:
+    """Run the activation kernels ``torch.compile``-d (fused) inside this block.
+
+    The first call per input rank compiles (seconds); later calls run one fused pass
+    over the tensor for the forward and one for the backward. Results equal the
+    eager kernels up to floating-point rounding.
+
+    Example::
+
+        >>> with use_fused_kernels():
+        ...     loss = model(images).sum()
+        ...     loss.backward()
+    """
+    global _fused
+    previous, _fused = _fused, enabled
+    try:
+        yield
+    finally:
+        _fused = previous
