@@ -235,8 +235,10 @@ class DyReLUC(_DyReLU):
         """z of shape (N, P): the 1×1 projection to one channel, positions flattened."""
         if self.layout == "tokens":
             return self.spatial(x).flatten(1)
-        z = torch.einsum("nc...,c->n...", x, self.spatial.weight[0].to(x.dtype))
-        return (z + self.spatial.bias).flatten(1)
+        # A 1×1 convolution reads x in place; einsum/matmul would save a permuted copy.
+        conv = F.conv2d if x.dim() == 4 else F.conv1d
+        weight = self.spatial.weight.view(1, self.channels, *([1] * (x.dim() - 2)))
+        return conv(x, weight, self.spatial.bias).flatten(1)
 
     def spatial_attention(self, x: Tensor) -> Tensor:
         """π of shape (N, 1, *spatial) with values in [0, 1], shared by all channels.

@@ -13,7 +13,7 @@ DEFAULT_ACTS = ("relu", "leaky_relu", "elu", "silu", "mish", "gelu", "acon_c", "
 
 
 def activation_curves(
-    name: str, low: float = -5.0, high: float = 5.0, points: int = 401, channels: int = 8,
+    name: str, low: float = -5.0, high: float = 5.0, points: int = 801, channels: int = 8,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x, f(x), f'(x))`` on a grid for one activation.
@@ -22,6 +22,10 @@ def activation_curves(
     initialisation (seeded), and fed the sample input ``(1, C, points)`` in which every
     channel holds the grid; the curve is channel 0's response. For DY-ReLU the
     coefficients therefore depend on this sample input, as they would in a network.
+
+    ``f'`` is the slope of the drawn curve (central differences): autograd would add
+    the dependence of input-conditioned coefficients on the whole sample, which is not
+    what a derivative plot of an activation shows.
     """
     if not low < high:
         raise ValueError(f"range must have low < high, got ({low}, {high})")
@@ -29,11 +33,10 @@ def activation_curves(
     torch.manual_seed(seed)
     module = spec.build(channels if spec.channel_arg else None).eval()
     grid = torch.linspace(low, high, points, dtype=torch.float64)
-    x = grid.expand(1, channels, points).clone().requires_grad_(True)
-    module = module.double()
-    y = module(x)[0, 0]
-    (grad,) = torch.autograd.grad(y.sum(), x)
-    return grid, y.detach(), grad[0, 0]
+    with torch.no_grad():
+        y = module.double()(grid.expand(1, channels, points))[0, 0]
+    (slope,) = torch.gradient(y, spacing=(grid,))
+    return grid, y, slope
 
 
 def plot_activations(
