@@ -6,6 +6,7 @@ import torch
 import revact
 from revact import create_act
 from revact.activations.functional import use_fused_kernels
+from revact.bench import saved_bytes
 
 ADAPTIVE = ["swish_learnable", "acon_a", "acon_b", "acon_c", "meta_acon", "dyrelu_a", "dyrelu_b",
             "dyrelu_c"]
@@ -17,27 +18,14 @@ def _build(name, channels):
     return create_act(name, channels=channels)
 
 
-def _saved_bytes(fn, x):
-    """Bytes autograd keeps for backward, each storage counted once."""
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return sum(storages.values())
-
-
 @pytest.mark.parametrize("name", ADAPTIVE)
 def test_saves_about_one_input_for_backward(name):
     # ReLU keeps one input-sized tensor; so do ours (plus coefficients of size N·C or
     # N·H·W). The seeds' versions keep 3–9.
     x = torch.randn(8, 32, 24, 24, requires_grad=True)
     m = _build(name, 32)
-    relu = _saved_bytes(torch.relu, x)
-    ours = _saved_bytes(m, x)
+    relu = saved_bytes(torch.relu, x)
+    ours = saved_bytes(m, x)
     assert relu == x.nbytes
     # DY-ReLU-C's attention keeps a few (N, H, W) maps: 1/C of the input each.
     spatial_maps = 5 * x[:, 0].nbytes if name == "dyrelu_c" else 0
@@ -46,7 +34,7 @@ def test_saves_about_one_input_for_backward(name):
 
 def test_saved_bytes_of_acon_c_are_input_plus_parameters():
     x = torch.randn(4, 16, 10, 10, requires_grad=True)
-    assert _saved_bytes(revact.AconC(16), x) == x.nbytes + 3 * 16 * 4
+    assert saved_bytes(revact.AconC(16), x) == x.nbytes + 3 * 16 * 4
 
 
 @pytest.mark.parametrize("name", ADAPTIVE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 LAYOUTS = ("channels_first", "tokens")
@@ -54,3 +55,13 @@ def check_channels(channels: object, owner: str) -> int:
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"{owner} needs channels as a positive int, got {channels!r}")
     return channels
+
+
+def full_precision(x: Tensor) -> torch.autocast:
+    """Autocast off, for the tiny hyper-networks that generate coefficients.
+
+    They cost O(N·C) and feed every output element, so they run in float32 even when
+    the surrounding network runs in bfloat16/float16 (where their BatchNorm over a few
+    samples otherwise amplifies rounding error into the gradients).
+    """
+    return torch.autocast(x.device.type, enabled=False)

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from revact.activations._layout import check_channels, check_input, per_channel, spatial_dims
+from revact.activations._layout import (
+    check_channels,
+    check_input,
+    full_precision,
+    per_channel,
+    spatial_dims,
+)
 from revact.activations.functional import acon
 
 __all__ = ["Swish", "AconA", "AconB", "AconC", "MetaAcon", "MetaAconC"]
@@ -268,8 +274,10 @@ class MetaAcon(_ChannelwiseAcon):
         pool = spatial_dims(x, "channels_first")
         if self.generator == "layer":
             return torch.sigmoid(x.sum(dim=(1, *pool), keepdim=True))
-        m = x.mean(dim=pool, keepdim=True).view(x.shape[0], self.channels, 1, 1)
-        g = self._batch_norm(self.bn2, self.fc2(self._batch_norm(self.bn1, self.fc1(m))))
+        with full_precision(x):
+            m = x.mean(dim=pool, keepdim=True, dtype=self.fc1.weight.dtype)
+            m = m.view(x.shape[0], self.channels, 1, 1)
+            g = self._batch_norm(self.bn2, self.fc2(self._batch_norm(self.bn1, self.fc1(m))))
         return torch.sigmoid(g).view(x.shape[0], self.channels, *([1] * (x.dim() - 2)))
 
     def forward(self, x: Tensor) -> Tensor:

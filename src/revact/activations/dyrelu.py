@@ -32,6 +32,7 @@ from revact.activations._layout import (
     check_channels,
     check_input,
     check_layout,
+    full_precision,
     spatial_dims,
 )
 from revact.activations.functional import max_affine
@@ -91,7 +92,9 @@ class _DyReLU(nn.Module):
         ``a = α + λ_a·Δa`` and ``b = λ_b·Δb``.
         """
         self._check(x)
-        theta = self.fc2(F.relu(self.fc1(x.mean(dim=spatial_dims(x, self.layout)))))
+        with full_precision(x):
+            pooled = x.mean(dim=spatial_dims(x, self.layout), dtype=self.fc1.weight.dtype)
+            theta = self.fc2(F.relu(self.fc1(pooled)))
         gate = torch.sigmoid(theta) if self.gate == "sigmoid" else F.hardsigmoid(theta)
         residual = (2 * gate - 1).view(x.shape[0], self.coeff_channels, 2 * self.k)
         a = self.alpha.to(residual.dtype) + self.lambda_a * residual[..., : self.k]

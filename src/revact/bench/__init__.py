@@ -1,0 +1,5 @@
+"""Speed and memory benchmarks, reported as ratios to a baseline of the same run."""
+
+from revact.bench.activations import run_activation_bench, saved_bytes
+
+__all__ = ["run_activation_bench", "saved_bytes"]

@@ -1,0 +1,136 @@
+"""Speed and memory of activations, as ratios to ReLU measured in the same run.
+
+Each activation runs forward + backward on one tensor; the figure is the median over
+``repeats`` runs after warm-up, divided by ``torch.relu``'s median measured in the same
+process (this machine is shared and noisy: absolute times mean little, ratios travel).
+Saved memory is exact: the bytes autograd keeps for backward, each storage once, over
+the input's bytes.
+
+Two "plain autograd" baselines show what the lean kernels buy: the same formulas
+written with ordinary tensor operations, as the widely copied snippets do.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from revact.activations.create_act import act_spec, create_act
+from revact.activations.functional import use_fused_kernels
+
+
+class PlainAconC(nn.Module):
+    """ACON-C with plain autograd (keeps every intermediate)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.p1 = nn.Parameter(torch.randn(1, channels, 1, 1))
+        self.p2 = nn.Parameter(torch.randn(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        d = self.p1 * x - self.p2 * x
+        return d * torch.sigmoid(self.beta * d) + self.p2 * x
+
+
+class PlainMaxAffine(nn.Module):
+    """DY-ReLU-B's maximum by broadcasting to K branches (coefficients as parameters)."""
+
+    def __init__(self, channels: int, k: int = 2) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.rand(1, channels, 1, 1, k))
+        self.b = nn.Parameter(torch.rand(1, channels, 1, 1, k))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x.unsqueeze(-1) * self.a + self.b).amax(-1)
+
+
+BASELINES: dict[str, Callable[[int], nn.Module]] = {
+    "plain_acon_c": PlainAconC,
+    "plain_max_affine": PlainMaxAffine,
+}
+
+
+@dataclass
+class BenchRow:
+    name: str
+    ms: float
+    vs_relu: float
+    saved_vs_input: float
+    fused_vs_relu: float | None = None
+
+
+def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
+    """Bytes autograd keeps for backward of ``fn(x)``, each storage counted once."""
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    return sum(storages.values())
+
+
+def time_fwd_bwd(fn: Callable[[Tensor], Tensor], x: Tensor, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of one forward + backward."""
+    grad = torch.ones_like(x)
+    times = []
+    for i in range(warmup + repeats):
+        x.grad = None
+        start = time.perf_counter()
+        fn(x).backward(grad)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build(name: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
+    if name in BASELINES:
+        return BASELINES[name](channels)
+    return create_act(name, channels=channels)
+
+
+def run_activation_bench(
+    names: list[str],
+    shape: tuple[int, ...] = (32, 64, 56, 56),
+    repeats: int = 15,
+    fused: bool = False,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """Time and measure each activation against ReLU; see the module docstring."""
+    x = torch.randn(shape, device=device, requires_grad=True)
+    relu_s = time_fwd_bwd(torch.relu, x, repeats)
+    rows = [BenchRow("relu (torch)", relu_s * 1e3, 1.0, saved_bytes(torch.relu, x) / x.nbytes)]
+    for name in names:
+        if progress:
+            progress(name)
+        module = build(name, shape[1]).to(device)
+        seconds = time_fwd_bwd(module, x, repeats)
+        row = BenchRow(name, seconds * 1e3, seconds / relu_s, saved_bytes(module, x) / x.nbytes)
+        # Only the adaptive families run through the fusable kernels.
+        if fused and name not in BASELINES and act_spec(name).family != "classic":
+            with use_fused_kernels():
+                row.fused_vs_relu = time_fwd_bwd(module, x, repeats, warmup=3) / relu_s
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A Markdown table of the rows."""
+    lines = ["| activation | fwd+bwd ms | × ReLU | × ReLU (fused) | saved for backward, × input |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        fused = "-" if r.fused_vs_relu is None else f"{r.fused_vs_relu:.2f}"
+        lines.append(f"| {r.name} | {r.ms:.1f} | {r.vs_relu:.2f} | {fused} | "
+                     f"{r.saved_vs_input:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""``revact bench``: activation speed and memory against ReLU."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT = "acon_c,plain_acon_c,meta_acon,dyrelu_b,plain_max_affine,dyrelu_c,silu,mish,gelu"
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from revact.bench.activations import format_table, run_activation_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = tuple(int(s) for s in args.shape.split(","))
+    if len(shape) not in (3, 4):
+        raise SystemExit(f"--shape needs N,C,L or N,C,H,W, got {args.shape!r}")
+    names = [n for n in args.acts.split(",") if n]
+    with tqdm(total=len(names), desc="bench", unit="act") as bar:
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update()
+
+        rows = run_activation_bench(names, shape, args.repeats, args.fused, args.device, step)
+    print(f"\nforward+backward on {tuple(shape)} float32, {args.device}, median of "
+          f"{args.repeats}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(format_table(rows))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time activations (forward+backward) and count their saved memory vs ReLU",
+        description="Forward+backward time and memory saved for backward of each activation, "
+        "as ratios to torch.relu measured in the same run. plain_acon_c and "
+        "plain_max_affine are the same formulas with plain autograd, for contrast.",
+        epilog="examples:\n  revact bench\n  revact bench --acts acon_c,dyrelu_b --fused\n"
+        "  revact bench --shape 8,64,56,56 --repeats 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--acts", default=DEFAULT, help="comma-separated (default: %(default)s)")
+    parser.add_argument("--shape", default="32,64,56,56", help="input shape (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs (default: 15)")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time the torch.compile-fused kernels (compiles first)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all)")
+    parser.set_defaults(func=_run)
