@@ -46,11 +46,6 @@ def _result_dtype(*tensors: Tensor | None) -> torch.dtype:
     return dtype
 
 
-def _reduce_to(grad: Tensor, like: Tensor) -> Tensor:
-    """Sum a broadcast gradient back to the shape and dtype of ``like``."""
-    return grad.sum_to_size(like.shape).to(like.dtype)
-
-
 # --------------------------------------------------------------------------- ACON
 
 
@@ -73,7 +68,13 @@ def _acon_backward(
     # dy/dd, with d = (p1 - p2) x the first argument of the smooth maximum.
     dy_dd = s + beta * d * ds
     g_dd = g * dy_dd
-    return g_dd * dp + g * p2, g_dd * xc, g * xc - g_dd * xc, g * d * d * ds
+    # Reduce inside the kernel, so a fused build never materialises full-size grads.
+    return (
+        g_dd * dp + g * p2,
+        (g_dd * xc).sum_to_size(p1.shape),
+        (g * xc - g_dd * xc).sum_to_size(p2.shape),
+        (g * d * d * ds).sum_to_size(beta.shape),
+    )
 
 
 class _AconFunction(torch.autograd.Function):
@@ -89,9 +90,9 @@ class _AconFunction(torch.autograd.Function):
         needs = ctx.needs_input_grad
         return (
             gx.to(x.dtype) if needs[0] else None,
-            _reduce_to(gp1, p1) if needs[1] else None,
-            _reduce_to(gp2, p2) if needs[2] else None,
-            _reduce_to(gbeta, beta) if needs[3] else None,
+            gp1.to(p1.dtype) if needs[1] else None,
+            gp2.to(p2.dtype) if needs[2] else None,
+            gbeta.to(beta.dtype) if needs[3] else None,
         )
 
 
@@ -126,7 +127,7 @@ def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -
 
 def _max_affine_backward(
     grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
-) -> tuple[Tensor, list[Tensor], list[Tensor], Tensor | None]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     dtype = _result_dtype(x, a, b, scale)
     xc, g = x.to(dtype), grad.to(dtype)
     # Recompute which branch won; ties go to the lowest k, as in the forward maximum.
@@ -139,16 +140,17 @@ def _max_affine_backward(
         winner = torch.where(wins, k, winner)
     g_scale = None
     if scale is not None:
-        g_scale = g * best
+        g_scale = (g * best).sum_to_size(scale.shape)
         g = g * scale
     g_x = torch.zeros_like(g)
     g_a, g_b = [], []
+    coeff_shape = a.shape[:-1]
     for k in range(a.shape[-1]):
         g_k = torch.where(winner == k, g, 0)
         g_x = torch.addcmul(g_x, g_k, a[..., k])
-        g_a.append(g_k * xc)
-        g_b.append(g_k)
-    return g_x, g_a, g_b, g_scale
+        g_a.append((g_k * xc).sum_to_size(coeff_shape))
+        g_b.append(g_k.sum_to_size(coeff_shape))
+    return g_x, torch.stack(g_a, -1), torch.stack(g_b, -1), g_scale
 
 
 class _MaxAffineFunction(torch.autograd.Function):
@@ -162,12 +164,11 @@ class _MaxAffineFunction(torch.autograd.Function):
         x, a, b, scale = ctx.saved_tensors
         g_x, g_a, g_b, g_scale = _kernel("max_affine_backward")(grad, x, a, b, scale)
         needs = ctx.needs_input_grad
-        coeff_shape = a[..., 0]
         return (
             g_x.to(x.dtype) if needs[0] else None,
-            torch.stack([_reduce_to(g, coeff_shape) for g in g_a], -1) if needs[1] else None,
-            torch.stack([_reduce_to(g, coeff_shape) for g in g_b], -1) if needs[2] else None,
-            _reduce_to(g_scale, scale) if needs[3] else None,
+            g_a.to(a.dtype) if needs[1] else None,
+            g_b.to(b.dtype) if needs[2] else None,
+            g_scale.to(scale.dtype) if needs[3] else None,
         )
 
 

@@ -24,7 +24,8 @@ def _run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
             bar.update()
 
-        rows = run_activation_bench(names, shape, args.repeats, args.fused, args.device, step)
+        rows = run_activation_bench(names, shape, args.repeats, args.fused, args.compiled,
+                                    args.device, step)
     print(f"\nforward+backward on {tuple(shape)} float32, {args.device}, median of "
           f"{args.repeats}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(format_table(rows))
@@ -46,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shape", default="32,64,56,56", help="input shape (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs (default: 15)")
     parser.add_argument("--fused", action="store_true",
-                        help="also time the torch.compile-fused kernels (compiles first)")
+                        help="also time with use_fused_kernels() (compiles first)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time torch.compile(module) (compiles first)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: all)")
     parser.set_defaults(func=_run)
