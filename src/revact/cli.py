@@ -16,6 +16,7 @@ import sys
 _COMMAND_MODULES = (
     "revact.activations.commands",
     "revact.plot.commands",
+    "revact.train.commands",
     "revact.bench.commands",
 )
 

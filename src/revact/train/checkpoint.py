@@ -1,0 +1,97 @@
+"""Atomic checkpoints, and loading that refuses damaged or foreign files clearly."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint"]
+
+FORMAT = "revact.train.checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used to resume; the message says why and what to do."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` to ``path`` atomically.
+
+    The file is written to a temporary name in the same folder, flushed to disk, then
+    ``os.replace``-d over ``path``: a run killed mid-write leaves the previous checkpoint
+    intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, recipe: dict | None = None) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` and check it fits ``recipe``.
+
+    Loading uses ``weights_only=True``: a checkpoint holds tensors and plain containers
+    only, so a pickle carrying code is refused rather than executed.
+
+    Raises:
+        CheckpointError: missing, corrupt/truncated, not a revact training checkpoint, a
+            newer format, or written for a different recipe (the differences are listed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train without --resume first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} is not a revact training checkpoint (it holds objects other than "
+            f"tensors and plain data: {str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is corrupt or truncated and cannot be resumed from "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}). "
+            "Delete it to start over, or point --resume at another checkpoint."
+        ) from e
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        keys = list(state)[:6] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path} is not a revact training checkpoint (found {keys}); "
+            "--resume only accepts checkpoint.pt files written by 'revact train'"
+        )
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {state['version']}; this revact reads "
+            f"up to {VERSION}. Upgrade revact."
+        )
+    for key in ("config", "epoch", "model", "optimizer", "scheduler", "rng"):
+        if key not in state:
+            raise CheckpointError(f"{path} is incomplete: it lacks {key!r}")
+    if recipe is not None:
+        saved = state["config"]
+        diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
+                for k, v in recipe.items() if saved.get(k) != v]
+        if diff:
+            raise CheckpointError(
+                f"{path} was written by a different run; resuming would not reproduce it:\n  "
+                + "\n  ".join(diff)
+                + "\nUse the same options, or a different --out for a new run."
+            )
+    return state

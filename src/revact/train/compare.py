@@ -1,0 +1,168 @@
+"""``revact compare``: the same network, recipe and seeds for every activation.
+
+Each (activation, seed) run is a separate process (see :mod:`revact.train.worker`) writing
+into ``OUT/runs/<act>/seed<k>/``. A comparison that is interrupted can be started again with
+the same command: finished runs are reused (when their recipe matches) and a run that was
+cut off resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from revact.train.config import TrainConfig
+from revact.train.stats import paired_ci, verdict
+
+__all__ = ["run_compare", "summarize"]
+
+
+def _run_dir(out: Path, act: str, seed: int) -> Path:
+    return out / "runs" / act / f"seed{seed}"
+
+
+def _finished(run_dir: Path, cfg: TrainConfig) -> dict | None:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    saved = metrics.get("config", {})
+    return metrics if all(saved.get(k) == v for k, v in cfg.recipe().items()) else None
+
+
+def _launch(cfg: TrainConfig, run_dir: Path) -> tuple[int, str]:
+    """Run one training process; returns (exit code, path of its log)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    cmd = [sys.executable, "-m", "revact.train.worker", str(run_dir / "config.json")]
+    if (run_dir / "checkpoint.pt").is_file():
+        cmd.append("--resume")
+    log = run_dir / "train.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if cfg.threads:
+        # Fix OpenMP's pool size before torch starts, not only torch.set_num_threads.
+        env["OMP_NUM_THREADS"] = str(cfg.threads)
+    with open(log, "a") as f:
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    return rc, str(log)
+
+
+def run_compare(
+    acts: list[str], seeds: list[int], base: TrainConfig, out: str | os.PathLike,
+    plots: bool = True, command: str | None = None,
+) -> dict[str, Any]:
+    """Train every activation with every seed, then write the leaderboard and plots.
+
+    Runs go seed-major (all activations for seed 0, then seed 1, ...), so a comparison cut
+    short still has paired results for the seeds it finished.
+
+    Returns:
+        The results dictionary written to ``OUT/results.json``.
+
+    Raises:
+        RuntimeError: a run failed; the message gives the tail of its log.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    total, done = len(acts) * len(seeds), 0
+    runs: list[dict] = []
+    t_start = time.perf_counter()
+    for seed in seeds:
+        for act in acts:
+            done += 1
+            run_dir = _run_dir(out, act, seed)
+            cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
+            metrics = _finished(run_dir, cfg)
+            tag = f"[{done:>{len(str(total))}}/{total}] {act:<12} seed {seed}"
+            if metrics is None:
+                t0 = time.perf_counter()
+                if sys.stdout.isatty():
+                    print(f"{tag} ...", end="\r", flush=True)
+                rc, log = _launch(cfg, run_dir)
+                metrics = _finished(run_dir, cfg)
+                if rc != 0 or metrics is None:
+                    tail = "".join(Path(log).read_text().splitlines(True)[-25:])
+                    raise RuntimeError(f"run {act} seed {seed} failed (exit {rc}); "
+                                       f"log {log}:\n{tail}")
+                took = f"{time.perf_counter() - t0:.0f}s"
+            else:
+                took = "reused"
+            print(f"{tag}  test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
+                  f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
+            runs.append({"act": act, "seed": seed, "dir": str(run_dir.relative_to(out)),
+                         **{k: metrics[k] for k in (
+                             "test_acc", "test_loss", "val_acc", "params", "macs",
+                             "layer_macs", "act_macs", "train_img_per_s", "train_seconds",
+                             "peak_mem_mib", "saved_for_backward_mib", "history")}})
+            data_info, env_info = metrics["data"], {
+                k: metrics[k] for k in ("device", "threads", "torch", "peak_mem_kind")}
+    results = {
+        "command": command or "",
+        "baseline": acts[0],
+        "acts": acts,
+        "seeds": seeds,
+        "recipe": {k: v for k, v in base.recipe().items() if k not in ("act", "seed")},
+        "data": data_info,
+        "environment": {**env_info, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+                        "wall_seconds": time.perf_counter() - t_start},
+        "leaderboard": summarize(runs, acts),
+        "runs": runs,
+    }
+    from revact.train.report import write_reports
+
+    write_reports(results, out, plots=plots)
+    return results
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def summarize(runs: list[dict], acts: list[str]) -> list[dict]:
+    """One leaderboard row per activation, best mean test accuracy first.
+
+    The difference to the baseline (``acts[0]``) is paired by seed: only seeds present for
+    both enter it.
+    """
+    by_act = {a: {r["seed"]: r for r in runs if r["act"] == a} for a in acts}
+    base = by_act[acts[0]]
+    rows = []
+    for act in acts:
+        rs = by_act[act]
+        if not rs:
+            continue
+        accs = [r["test_acc"] for r in rs.values()]
+        mean, std = _mean_std(accs)
+        common = sorted(set(rs) & set(base))
+        ci = paired_ci([rs[s]["test_acc"] for s in common], [base[s]["test_acc"] for s in common])
+        first = next(iter(rs.values()))
+        rows.append({
+            "act": act,
+            "seeds": len(rs),
+            "test_acc_mean": mean,
+            "test_acc_std": std,
+            "diff_mean": ci["mean"],
+            "diff_ci_low": ci["low"],
+            "diff_ci_high": ci["high"],
+            "verdict": "baseline" if act == acts[0] else verdict(ci),
+            "val_acc_mean": _mean_std([r["val_acc"] for r in rs.values()])[0],
+            "params": first["params"],
+            "macs": first["macs"],
+            "act_macs": first["act_macs"],
+            "train_img_per_s": _mean_std([r["train_img_per_s"] for r in rs.values()])[0],
+            "peak_mem_mib": max(r["peak_mem_mib"] for r in rs.values()),
+            "saved_for_backward_mib": first["saved_for_backward_mib"],
+        })
+    rows.sort(key=lambda r: -r["test_acc_mean"])
+    return rows
