@@ -19,8 +19,15 @@ from revact.activations import (
     list_acts,
 )
 from revact.optim import param_groups
-
-# revcol exports
+from revact.revcol import (
+    RevCol,
+    RevColLoss,
+    revcol_base,
+    revcol_large,
+    revcol_small,
+    revcol_tiny,
+    revcol_xlarge,
+)
 
 __version__ = "0.1.0"
 
@@ -38,4 +45,11 @@ __all__ = [
     "get_act_layer",
     "list_acts",
     "param_groups",
+    "RevCol",
+    "RevColLoss",
+    "revcol_tiny",
+    "revcol_small",
+    "revcol_base",
+    "revcol_large",
+    "revcol_xlarge",
 ]
