@@ -271,7 +271,8 @@ def load_data(
     Args:
         data: ``'fashion-mnist'`` or a path to an ImageFolder tree.
         data_dir: folder holding the Fashion-MNIST IDX files (skips the default search).
-        val_size: validation images held out from train (a count, or a fraction if < 1).
+        val_size: validation images held out from train (a count, or a fraction if < 1;
+            at most a fifth of the training set).
         split_seed: seed of the train/val permutation.
         train_subset: keep only this many training images (after the split).
         test_subset: keep only this many test images (for quick smoke runs only).
@@ -289,7 +290,9 @@ def load_data(
         name, source = Path(data).name or str(data), str(data)
     n = len(train)
     n_val = int(round(val_size * n)) if isinstance(val_size, float) and val_size < 1 else val_size
-    n_val = int(min(max(n_val, 0), n - 1))
+    # Never more than a fifth of a small training set, so small ImageFolder trees and
+    # synthetic test data keep most images for training.
+    n_val = int(min(max(n_val, 0), n // 5))
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     val = ImageData(train.images[perm[:n_val]], train.labels[perm[:n_val]])
     train = ImageData(train.images[perm[n_val:]], train.labels[perm[n_val:]]).subset(train_subset)

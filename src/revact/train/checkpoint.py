@@ -60,9 +60,19 @@ def load_checkpoint(path: str | os.PathLike, recipe: dict | None = None) -> dict
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        # weights_only refuses pickled classes ("Unsupported global: GLOBAL x.y") without
+        # running them; any other unpickling failure means the bytes are damaged.
+        found = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        if found:
+            raise CheckpointError(
+                f"{path} is not a revact training checkpoint: it pickles Python objects "
+                f"({found[0]}), which --resume refuses to load; --resume only accepts "
+                "checkpoint.pt files written by 'revact train'"
+            ) from e
         raise CheckpointError(
-            f"{path} is not a revact training checkpoint (it holds objects other than "
-            f"tensors and plain data: {str(e).splitlines()[0]})"
+            f"{path} is corrupt or truncated and cannot be resumed from "
+            f"(unpickling failed). Delete it to start over, or point --resume at another "
+            "checkpoint."
         ) from e
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(

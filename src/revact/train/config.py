@@ -44,6 +44,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.opt = self.opt.lower()
+        # Paths arrive as Path objects from Python callers; the config must stay JSON-able.
+        self.data, self.out = str(self.data), str(self.out)
+        self.data_dir = None if self.data_dir is None else str(self.data_dir)
         if self.opt not in ("sgd", "adamw"):
             raise ValueError(f"unknown optimizer {self.opt!r}; choose 'sgd' or 'adamw'")
         if self.lr is None:

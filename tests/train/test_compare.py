@@ -1,0 +1,55 @@
+"""``revact compare --quick`` end to end: runs, leaderboard, files, reuse, bad input."""
+
+import csv
+import json
+import subprocess
+
+
+def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
+    out = tmp_path / "cmp"
+    cmd = [revact_bin, "compare", "--quick", "--acts", "relu,acon_c", "--seeds", "2",
+           "--model", "mbv2_tiny", "--data-dir", str(tiny_data), "--out", str(out)]
+    r = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Δ vs baseline [95% CI]" in r.stdout and "baseline" in r.stdout
+    for name in ("results.json", "results.csv", "runs.csv", "results.md",
+                 "learning_curves.png", "accuracy_vs_cost.png", "act_shapes.png"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "results.json").read_text())
+    assert res["baseline"] == "relu" and res["seeds"] == [0, 1] and len(res["runs"]) == 4
+    rows = {row["act"]: row for row in res["leaderboard"]}
+    assert rows["relu"]["verdict"] == "baseline"
+    assert rows["acon_c"]["verdict"] in ("better", "worse", "within noise")
+    assert rows["acon_c"]["diff_ci_low"] <= rows["acon_c"]["diff_mean"]
+    assert rows["acon_c"]["macs"] > rows["relu"]["macs"]
+    assert rows["acon_c"]["params"] > rows["relu"]["params"]
+    # Same seed, same initial backbone: the recipe is shared, only the activation differs.
+    cfgs = [json.loads((out / r["dir"] / "config.json").read_text()) for r in res["runs"]]
+    assert len({json.dumps({k: v for k, v in c.items() if k not in ("act", "seed", "out")})
+                for c in cfgs}) == 1
+    with open(out / "results.csv") as f:
+        assert {row["act"] for row in csv.DictReader(f)} == {"relu", "acon_c"}
+    assert "| activation |" in (out / "results.md").read_text()
+
+    again = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.count("(reused)") == 4
+
+
+def test_compare_bad_input(tmp_path, cli_env, revact_bin):
+    r = subprocess.run([revact_bin, "compare", "--acts", "relu,dyrelu_z"], env=cli_env,
+                       timeout=120, capture_output=True, text=True)
+    assert r.returncode == 2 and "dyrelu_b" in r.stderr
+    r = subprocess.run([revact_bin, "compare", "--model", "mbv9", "--acts", "relu"], env=cli_env,
+                       timeout=120, capture_output=True, text=True)
+    assert r.returncode == 2 and "mbv2" in r.stderr
+    r = subprocess.run([revact_bin, "compare", "--acts", "relu", "--data-dir",
+                        str(tmp_path / "none")], env=cli_env, timeout=120,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "dataset-fashion-mnist" in r.stderr
+
+
+def test_help_teaches(cli_env, revact_bin):
+    for sub in ("train", "compare"):
+        r = subprocess.run([revact_bin, sub, "--help"], env=cli_env, timeout=60,
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "examples:" in r.stdout

@@ -1,0 +1,86 @@
+"""The training engine in-process, checkpoints, and refusing bad checkpoints."""
+
+import subprocess
+
+import pytest
+import torch
+
+from revact.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from revact.train.config import TrainConfig
+from revact.train.engine import build_optimizer, train
+
+
+def _cfg(tiny_data, out, **kw):
+    base = dict(model="mbv2_tiny", act="acon_c", epochs=3, batch_size=64, data_dir=tiny_data,
+                val_size=200, out=out, threads=1, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_train_learns_and_writes_files(tiny_data, tmp_path):
+    m = train(_cfg(tiny_data, tmp_path))
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.pt").is_file()
+    assert len(m["history"]) == 3 and m["test_acc"] > 40  # chance is 10%
+    assert m["params"] > 0 and m["macs"] > m["act_macs"] > 0
+    assert m["train_img_per_s"] > 0 and m["peak_mem_mib"] > 0
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 3 and state["config"]["act"] == "acon_c"
+
+
+def test_activation_parameters_get_no_weight_decay():
+    from revact.models import create_model
+
+    model = create_model("mbv2_tiny", act_layer="acon_c")
+    opt = build_optimizer(model, TrainConfig(opt="adamw", weight_decay=0.05))
+    names = {id(p): n for n, p in model.named_parameters()}
+    for g in opt.param_groups:
+        for p in g["params"]:
+            if names[id(p)].endswith(("p1", "p2", "beta")):
+                assert g["weight_decay"] == 0.0
+
+
+def test_checkpoint_is_atomic_and_checked(tmp_path):
+    path = tmp_path / "c.pt"
+    state = {"config": {"act": "relu"}, "epoch": 1, "model": {"w": torch.ones(2)},
+             "optimizer": {}, "scheduler": {}, "rng": {}}
+    save_checkpoint(state, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+    assert load_checkpoint(path, recipe={"act": "relu"})["epoch"] == 1
+    with pytest.raises(CheckpointError, match="different run") as e:
+        load_checkpoint(path, recipe={"act": "silu"})
+    assert "act: checkpoint 'relu' vs now 'silu'" in str(e.value)
+
+
+def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
+    save_checkpoint({"config": {}, "epoch": 1, "model": {"w": torch.ones(1000)},
+                     "optimizer": {}, "scheduler": {}, "rng": {}}, tmp_path / "ok.pt")
+    (tmp_path / "trunc.pt").write_bytes((tmp_path / "ok.pt").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    (tmp_path / "noise.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path / "noise.pt")
+    torch.save({"state_dict": {"w": torch.ones(1)}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a revact training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "pickled_module.pt")
+    with pytest.raises(CheckpointError, match="pickles Python objects"):
+        load_checkpoint(tmp_path / "pickled_module.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_cli_refuses_bad_resume_and_bad_names(tiny_data, tmp_path, cli_env, revact_bin):
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x00" * 100)
+    args = [revact_bin, "train", "--quick", "--data-dir", str(tiny_data),
+            "--out", str(tmp_path), "--resume"]
+    r = subprocess.run(args, capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 2 and "corrupt or truncated" in r.stderr
+    r = subprocess.run([revact_bin, "train", "--act", "dyrelu_x"],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 2 and "dyrelu_b" in r.stderr and "Known:" in r.stderr
+    r = subprocess.run([revact_bin, "train", "--model", "vgg"],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 2 and "mbv2" in r.stderr
+    r = subprocess.run([revact_bin, "train", "--data-dir", str(tmp_path / "none")],
+                       capture_output=True, text=True, env=cli_env, timeout=120)
+    assert r.returncode == 2 and "apt-get install" in r.stderr
