@@ -173,6 +173,8 @@ def _autocast_state() -> tuple:
 
 @contextlib.contextmanager
 def _autocast(state: tuple) -> Iterator[None]:
+    """The forward's autocast settings, for replaying a level (gradients are then taken outside
+    it, as for plain autograd)."""
     modes, cache = state
     with contextlib.ExitStack() as stack:
         for dev, enabled, dtype in modes:
@@ -247,7 +249,7 @@ def _leaf(t: Tensor | None, requires_grad: bool = True) -> Tensor | None:
 
 class _SegmentFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, seg: _Segment, x: Tensor, *args: Tensor | None) -> States:  # noqa: D102
+    def forward(ctx, seg: _Segment, x: Tensor, *args: Tensor | None) -> States:
         inputs = args[:4]
         device = x.device if x.is_cuda else None
         rng: list[list] = []
@@ -274,7 +276,7 @@ class _SegmentFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, *grads: Tensor) -> tuple:  # noqa: D102
+    def backward(ctx, *grads: Tensor) -> tuple:
         seg: _Segment = ctx.seg
         saved = ctx.saved_tensors
         x, new = saved[0], list(saved[1:5])
@@ -284,7 +286,7 @@ class _SegmentFunction(torch.autograd.Function):
         gx = None
         need_x = ctx.needs_input_grad[1]
         devices = [ctx.device] if ctx.device is not None else []
-        with torch.random.fork_rng(devices=devices), _autocast(ctx.autocast):
+        with torch.random.fork_rng(devices=devices):
             for k in reversed(range(len(seg.columns))):
                 col, rng = seg.columns[k], ctx.rng[k]
                 reconstructed = k < len(seg.columns) - 1  # `new` came from the next column
@@ -320,7 +322,7 @@ def _column_backward(
         down = _leaf(x, need_x) if i == 0 else _leaf(new[i - 1])
         up = None if i == 3 else _leaf((exact or old)[i + 1])
         _set_rng(rng[i], ctx.device)
-        with torch.enable_grad(), _frozen_running_stats(level):
+        with torch.enable_grad(), _autocast(ctx.autocast), _frozen_running_stats(level):
             a = col.alpha(i)
             out = level(down, up).to(a.dtype)
         with torch.no_grad():
@@ -361,7 +363,7 @@ def _first_column_backward(
     xl = _leaf(x, need_x)
     outs = []
     down = xl
-    with torch.enable_grad():
+    with torch.enable_grad(), _autocast(ctx.autocast):
         for i in range(4):
             _set_rng(rng[i], ctx.device)
             with _frozen_running_stats(col.level(i)):
