@@ -105,6 +105,7 @@ def run_compare(
                              "peak_mem_mib", "saved_for_backward_mib", "history")}})
             data_info, env_info = metrics["data"], {
                 k: metrics[k] for k in ("device", "threads", "torch", "peak_mem_kind")}
+    _recount_macs(runs, out, data_info)
     results = {
         "command": command or "",
         "baseline": acts[0],
@@ -121,6 +122,32 @@ def run_compare(
 
     write_reports(results, out, plots=plots)
     return results
+
+
+def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
+    """Count MACs here, with this revact's counting rule, rather than trusting the runs.
+
+    MACs depend on the network and activation only; recounting keeps a comparison whose
+    runs were reused from an older revact consistent with the documented rule.
+    """
+    import torch
+
+    from revact.models import create_model
+    from revact.train.flops import count_macs
+
+    cache: dict[str, dict] = {}
+    for r in runs:
+        if r["act"] not in cache:
+            run_dir = out / r["dir"]
+            model_name = json.loads((run_dir / "config.json").read_text())["model"]
+            state = torch.load(run_dir / "checkpoint.pt", map_location="cpu",
+                               weights_only=True)["model"]
+            in_chans = next(v for v in state.values() if v.dim() == 4).shape[1]
+            size = data_info.get("image_size", 28)
+            model = create_model(model_name, act_layer=r["act"], in_chans=in_chans,
+                                 num_classes=state["classifier.bias"].shape[0])
+            cache[r["act"]] = count_macs(model, (in_chans, size, size))
+        r.update({k: cache[r["act"]][k] for k in ("macs", "layer_macs", "act_macs")})
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:

@@ -364,7 +364,8 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
     metrics = {
         "config": {**cfg.to_dict(), "world_size": info.world_size},
         "data": {"name": data.name, "source": data.source, "train": len(data.train),
-                 "val": len(val_data), "test": len(data.test)},
+                 "val": len(val_data), "test": len(data.test), "image_size": data.image_size,
+                 "in_chans": data.in_chans},
         "params": n_params,
         "macs": macs["macs"],
         "layer_macs": macs["layer_macs"],

@@ -5,7 +5,11 @@ DY-ReLU's hyper-function and ACON's gates cost. The rule used here, per image:
 
 * ``Conv2d``: output elements × (in_channels / groups) × kernel area; ``Linear``: output
   elements × in_features. Hyper-functions built from these modules (DY-ReLU's FCs, Meta-ACON's
-  1×1 convs, DY-ReLU-C's spatial conv) are counted by the same hooks.
+  1×1 convs, DY-ReLU-C's spatial conv) are counted by the same hooks; a conv/linear inside
+  an activation that is applied functionally (its hook never fires, e.g. Meta-ACON's 1×1
+  convs run as matrix products on the pooled vector) counts its weight size once per image,
+  or once per spatial position when it projects to a single output (DY-ReLU-C's spatial
+  map, run as a functional 1×1 conv).
 * Activation modules: output elements × an elementwise cost from :data:`ELEMENTWISE_COST`,
   in multiply-add equivalents (a compare, multiply, add or a ``max`` counts 1; ``exp``,
   ``log1p``, ``tanh`` and a division count 1 each as well, so σ(x) = 1/(1+e^{−x}) costs 2).
@@ -70,6 +74,8 @@ def count_macs(
     """
     counts = {"layer": 0.0, "act": 0.0}
     handles = []
+    fired: set[int] = set()
+    positions: dict[int, float] = {}  # activation module → spatial positions per image
 
     def is_act(m: nn.Module) -> bool:
         if act_types is not None:
@@ -87,9 +93,13 @@ def count_macs(
             fn, key = _act_hook, "act"
         else:
             continue
-        handles.append(m.register_forward_hook(
-            lambda mod, i, o, fn=fn, key=key: counts.__setitem__(key, counts[key] + fn(mod, i, o))
-        ))
+        def hook(mod, i, o, fn=fn, key=key):
+            fired.add(id(mod))
+            counts[key] += fn(mod, i, o)
+            if key == "act" and o.dim() > 2:
+                positions[id(mod)] = o[0].numel() / o.shape[1]
+
+        handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
     try:
@@ -100,6 +110,15 @@ def count_macs(
         model.train(was_training)
         for h in handles:
             h.remove()
+    # Hyper-function layers used through their weights only: once per image, on the
+    # pooled vector (x2 for the batch of 2 divided out below).
+    for m in model.modules():
+        if is_act(m):
+            for sub in m.modules():
+                if isinstance(sub, nn.Conv2d | nn.Linear) and id(sub) not in fired:
+                    per_position = sub.weight.shape[0] == 1
+                    reps = positions.get(id(m), 1.0) if per_position else 1.0
+                    counts["layer"] += 2 * sub.weight.numel() * reps
     layer, act = counts["layer"] / 2, counts["act"] / 2
     return {"macs": layer + act, "layer_macs": layer, "act_macs": act}
 
