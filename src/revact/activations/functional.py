@@ -77,25 +77,6 @@ def _acon_backward(
     )
 
 
-class _AconFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
-        ctx.save_for_backward(x, p1, p2, beta)
-        return _kernel("acon_forward")(x, p1, p2, beta)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, p1, p2, beta = ctx.saved_tensors
-        gx, gp1, gp2, gbeta = _kernel("acon_backward")(grad, x, p1, p2, beta)
-        needs = ctx.needs_input_grad
-        return (
-            gx.to(x.dtype) if needs[0] else None,
-            gp1.to(p1.dtype) if needs[1] else None,
-            gp2.to(p2.dtype) if needs[2] else None,
-            gbeta.to(beta.dtype) if needs[3] else None,
-        )
-
-
 def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     r"""ACON smooth maximum :math:`(p_1 - p_2)x\,\sigma(\beta(p_1 - p_2)x) + p_2 x`.
 
@@ -107,7 +88,7 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
         A tensor of the shape and dtype of ``x``.
     """
     if _needs_autograd(x, p1, p2, beta):
-        return _AconFunction.apply(x, p1, p2, beta)
+        return _RecomputeFunction.apply("acon", x, p1, p2, beta)
     return _kernel("acon_forward")(x, p1, p2, beta)
 
 
@@ -181,25 +162,6 @@ def _max2_backward(
     return g_x, g_a, g_b, g_scale
 
 
-class _MaxAffineFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, a, b, scale)
-        return _kernel("max_affine_forward")(x, a, b, scale)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, a, b, scale = ctx.saved_tensors
-        g_x, g_a, g_b, g_scale = _kernel("max_affine_backward")(grad, x, a, b, scale)
-        needs = ctx.needs_input_grad
-        return (
-            g_x.to(x.dtype) if needs[0] else None,
-            g_a.to(a.dtype) if needs[1] else None,
-            g_b.to(b.dtype) if needs[2] else None,
-            g_scale.to(scale.dtype) if needs[3] else None,
-        )
-
-
 def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> Tensor:
     r"""DY-ReLU's maximum of K affine maps, :math:`s\cdot\max_k(a_k x + b_k)`.
 
@@ -217,11 +179,36 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     if _needs_autograd(x, a, b, scale):
-        return _MaxAffineFunction.apply(x, a, b, scale)
+        return _RecomputeFunction.apply("max_affine", x, a, b, scale)
     return _kernel("max_affine_forward")(x, a, b, scale)
 
 
 # ------------------------------------------------------------------ dispatching
+
+
+class _RecomputeFunction(torch.autograd.Function):
+    """Saves only its inputs; the backward kernel recomputes everything else from them.
+
+    ``kernel`` names a pair ``{kernel}_forward(*inputs)`` and
+    ``{kernel}_backward(grad, *inputs)``, the latter returning one gradient per input,
+    already reduced to that input's shape.
+    """
+
+    @staticmethod
+    def forward(ctx, kernel: str, *inputs: Tensor | None) -> Tensor:
+        ctx.kernel = kernel
+        ctx.save_for_backward(*inputs)
+        return _kernel(f"{kernel}_forward")(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        inputs = ctx.saved_tensors
+        grads = _kernel(f"{ctx.kernel}_backward")(grad, *inputs)
+        needs = ctx.needs_input_grad[1:]
+        return None, *(
+            g.to(t.dtype) if need else None
+            for g, t, need in zip(grads, inputs, needs, strict=True)
+        )
 
 
 def _needs_autograd(*tensors: Tensor | None) -> bool:
