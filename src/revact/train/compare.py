@@ -93,12 +93,16 @@ def run_compare(
                     tail = "".join(Path(log).read_text().splitlines(True)[-25:])
                     raise RuntimeError(f"run {act} seed {seed} failed (exit {rc}); "
                                        f"log {log}:\n{tail}")
-                took = f"{time.perf_counter() - t0:.0f}s"
+                elapsed = time.perf_counter() - t0
+                (run_dir / "wall_seconds.txt").write_text(f"{elapsed:.1f}\n")
+                took = f"{elapsed:.0f}s"
             else:
                 took = "reused"
             print(f"{tag}  test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
                   f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
+            wall = run_dir / "wall_seconds.txt"
             runs.append({"act": act, "seed": seed, "dir": str(run_dir.relative_to(out)),
+                         "wall_seconds": float(wall.read_text()) if wall.is_file() else None,
                          **{k: metrics[k] for k in (
                              "test_acc", "test_loss", "val_acc", "params", "macs",
                              "layer_macs", "act_macs", "train_img_per_s", "train_seconds",
@@ -114,7 +118,10 @@ def run_compare(
         "recipe": {k: v for k, v in base.recipe().items() if k not in ("act", "seed")},
         "data": data_info,
         "environment": {**env_info, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-                        "wall_seconds": time.perf_counter() - t_start},
+                        # Whole comparison (each run's process, from start to exit), and this
+                        # invocation alone (small when runs were reused).
+                        "runs_wall_seconds": _total([r["wall_seconds"] for r in runs]),
+                        "invocation_seconds": time.perf_counter() - t_start},
         "leaderboard": summarize(runs, acts),
         "runs": runs,
     }
@@ -148,6 +155,10 @@ def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
                                  num_classes=state["classifier.bias"].shape[0])
             cache[r["act"]] = count_macs(model, (in_chans, size, size))
         r.update({k: cache[r["act"]][k] for k in ("macs", "layer_macs", "act_macs")})
+
+
+def _total(xs: list[float | None]) -> float | None:
+    return None if any(x is None for x in xs) else sum(xs)
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:

@@ -51,6 +51,9 @@ def format_leaderboard(results: dict[str, Any], markdown: bool = False) -> str:
 def _notes(results: dict[str, Any]) -> str:
     rec, data, env = results["recipe"], results["data"], results["environment"]
     n = len(results["seeds"])
+    wall = env.get("runs_wall_seconds")
+    wall_line = (f"Wall time of the {len(results['runs'])} runs, one process at a time: "
+                 f"{wall / 60:.1f} min.\n" if wall else "")
     return f"""\
 Baseline: **{results['baseline']}**. Seeds: {results['seeds']} (each seed fixes initial weights
 and data order, identical across activations). Data: {data['name']} from `{data['source']}`,
@@ -76,7 +79,8 @@ How to read it:
 - **peak RSS**: the training process's resident-set high-water (includes ~0.5 GB for importing
   torch); **saved for bwd**: tensors autograd keeps for one training batch of
   {rec['batch_size']}, measured exactly with saved-tensor hooks.
-"""
+
+{wall_line}"""
 
 
 def write_reports(results: dict[str, Any], out: str | os.PathLike, plots: bool = True) -> None:
