@@ -24,9 +24,11 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# The fetch step installs the Debian package when it can; when it cannot, it says how to get
+# the data, and `revact compare` still finds a --data-dir, $$REVACT_DATA_DIR or ~/.cache copy.
 demo: $(STAMP)
-	$(VENV)/bin/revact list
-	$(VENV)/bin/revact plot --out runs/activations.png
+	-scripts/fetch-fashion-mnist.sh
+	$(VENV)/bin/revact compare --out runs/compare
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
