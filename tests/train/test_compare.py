@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 
 
@@ -9,7 +10,8 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
     out = tmp_path / "cmp"
     cmd = [revact_bin, "compare", "--quick", "--acts", "relu,acon_c", "--seeds", "2",
            "--model", "mbv2_tiny", "--data-dir", str(tiny_data), "--out", str(out)]
-    r = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)
+    r = subprocess.run([*cmd, "--jobs", "2"], env=cli_env, timeout=400, capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Δ vs baseline [95% CI]" in r.stdout and "baseline" in r.stdout
     for name in ("results.json", "results.csv", "runs.csv", "results.md",
@@ -17,6 +19,10 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
         assert (out / name).is_file(), name
     res = json.loads((out / "results.json").read_text())
     assert res["baseline"] == "relu" and res["seeds"] == [0, 1] and len(res["runs"]) == 4
+    # Two runs at once, yet results keep the seed-major plan order.
+    assert res["environment"]["parallel_runs"] == 2
+    assert [(r["act"], r["seed"]) for r in res["runs"]] == [
+        ("relu", 0), ("acon_c", 0), ("relu", 1), ("acon_c", 1)]
     rows = {row["act"]: row for row in res["leaderboard"]}
     assert rows["relu"]["verdict"] == "baseline"
     assert rows["acon_c"]["verdict"] in ("better", "worse", "within noise")
@@ -33,6 +39,8 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
 
     again = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("(reused)") == 4
+    # Default: one run per core (compare gives each run one thread).
+    assert f"{os.cpu_count() or 1} run(s) at once" in again.stdout
 
 
 def test_compare_bad_input(tmp_path, cli_env, revact_bin):
@@ -46,6 +54,9 @@ def test_compare_bad_input(tmp_path, cli_env, revact_bin):
                         str(tmp_path / "none")], env=cli_env, timeout=120,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "dataset-fashion-mnist" in r.stderr
+    r = subprocess.run([revact_bin, "compare", "--acts", "relu", "--jobs", "0"], env=cli_env,
+                       timeout=120, capture_output=True, text=True)
+    assert r.returncode == 2 and "--jobs must be at least 1, got 0" in r.stderr
 
 
 def test_help_teaches(cli_env, revact_bin):

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from revact.train.config import TrainConfig
 from revact.train.stats import paired_ci, verdict
 
-__all__ = ["run_compare", "summarize"]
+__all__ = ["default_jobs", "run_compare", "summarize"]
 
 
 def _run_dir(out: Path, act: str, seed: int) -> Path:
@@ -56,59 +57,84 @@ def _launch(cfg: TrainConfig, run_dir: Path) -> tuple[int, str]:
     return rc, str(log)
 
 
+def _run_or_reuse(cfg: TrainConfig, run_dir: Path) -> tuple[dict, str]:
+    """Metrics of one run, training it unless a finished run with this recipe exists."""
+    metrics = _finished(run_dir, cfg)
+    if metrics is not None:
+        return metrics, "reused"
+    t0 = time.perf_counter()
+    rc, log = _launch(cfg, run_dir)
+    metrics = _finished(run_dir, cfg)
+    if rc != 0 or metrics is None:
+        tail = "".join(Path(log).read_text().splitlines(True)[-25:])
+        raise RuntimeError(f"run {cfg.act} seed {cfg.seed} failed (exit {rc}); log {log}:\n{tail}")
+    elapsed = time.perf_counter() - t0
+    (run_dir / "wall_seconds.txt").write_text(f"{elapsed:.1f}\n")
+    return metrics, f"{elapsed:.0f}s"
+
+
+def default_jobs(threads: int | None) -> int:
+    """As many runs at once as there are cores for their threads (at least one)."""
+    return max(1, (os.cpu_count() or 1) // max(1, threads or 1))
+
+
 def run_compare(
     acts: list[str], seeds: list[int], base: TrainConfig, out: str | os.PathLike,
-    plots: bool = True, command: str | None = None,
+    plots: bool = True, command: str | None = None, jobs: int = 1,
 ) -> dict[str, Any]:
     """Train every activation with every seed, then write the leaderboard and plots.
 
-    Runs go seed-major (all activations for seed 0, then seed 1, ...), so a comparison cut
-    short still has paired results for the seeds it finished.
+    Runs start seed-major (all activations for seed 0, then seed 1, ...), so a comparison cut
+    short still has paired results for the seeds it finished. ``jobs`` runs go at once, each
+    in its own process; results keep the seed-major order whatever order runs finish in.
 
     Returns:
         The results dictionary written to ``OUT/results.json``.
 
     Raises:
-        RuntimeError: a run failed; the message gives the tail of its log.
+        ValueError: ``jobs`` is below 1.
+        RuntimeError: a run failed; the message gives the tail of its log. Runs already
+            going are let finish (so they can be reused), queued ones are not started.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    total, done = len(acts) * len(seeds), 0
-    runs: list[dict] = []
+    plan = [(act, seed) for seed in seeds for act in acts]
+    width = len(str(len(plan)))
     t_start = time.perf_counter()
-    for seed in seeds:
-        for act in acts:
-            done += 1
+    metrics_of: dict[tuple[str, int], dict] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {}
+        for act, seed in plan:
             run_dir = _run_dir(out, act, seed)
             cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
-            metrics = _finished(run_dir, cfg)
-            tag = f"[{done:>{len(str(total))}}/{total}] {act:<12} seed {seed}"
-            if metrics is None:
-                t0 = time.perf_counter()
-                if sys.stdout.isatty():
-                    print(f"{tag} ...", end="\r", flush=True)
-                rc, log = _launch(cfg, run_dir)
-                metrics = _finished(run_dir, cfg)
-                if rc != 0 or metrics is None:
-                    tail = "".join(Path(log).read_text().splitlines(True)[-25:])
-                    raise RuntimeError(f"run {act} seed {seed} failed (exit {rc}); "
-                                       f"log {log}:\n{tail}")
-                elapsed = time.perf_counter() - t0
-                (run_dir / "wall_seconds.txt").write_text(f"{elapsed:.1f}\n")
-                took = f"{elapsed:.0f}s"
-            else:
-                took = "reused"
-            print(f"{tag}  test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
-                  f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
-            wall = run_dir / "wall_seconds.txt"
-            runs.append({"act": act, "seed": seed, "dir": str(run_dir.relative_to(out)),
-                         "wall_seconds": float(wall.read_text()) if wall.is_file() else None,
-                         **{k: metrics[k] for k in (
-                             "test_acc", "test_loss", "val_acc", "params", "macs",
-                             "layer_macs", "act_macs", "train_img_per_s", "train_seconds",
-                             "peak_mem_mib", "saved_for_backward_mib", "history")}})
-            data_info, env_info = metrics["data"], {
-                k: metrics[k] for k in ("device", "threads", "torch", "peak_mem_kind")}
+            futures[pool.submit(_run_or_reuse, cfg, run_dir)] = (act, seed)
+        try:
+            for done, fut in enumerate(as_completed(futures), 1):
+                act, seed = futures[fut]
+                metrics, took = fut.result()
+                metrics_of[act, seed] = metrics
+                print(f"[{done:>{width}}/{len(plan)}] {act:<12} seed {seed}  "
+                      f"test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
+                      f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    runs: list[dict] = []
+    for act, seed in plan:
+        metrics, run_dir = metrics_of[act, seed], _run_dir(out, act, seed)
+        wall = run_dir / "wall_seconds.txt"
+        runs.append({"act": act, "seed": seed, "dir": str(run_dir.relative_to(out)),
+                     "wall_seconds": float(wall.read_text()) if wall.is_file() else None,
+                     **{k: metrics[k] for k in (
+                         "test_acc", "test_loss", "val_acc", "params", "macs",
+                         "layer_macs", "act_macs", "train_img_per_s", "train_seconds",
+                         "peak_mem_mib", "saved_for_backward_mib", "history")}})
+    last = metrics_of[plan[-1]]
+    data_info = last["data"]
+    env_info = {k: last[k] for k in ("device", "threads", "torch", "peak_mem_kind")}
     _recount_macs(runs, out, data_info)
     results = {
         "command": command or "",
@@ -121,7 +147,9 @@ def run_compare(
                         # Whole comparison (each run's process, from start to exit), and this
                         # invocation alone (small when runs were reused).
                         "runs_wall_seconds": _total([r["wall_seconds"] for r in runs]),
-                        "invocation_seconds": time.perf_counter() - t_start},
+                        "invocation_seconds": time.perf_counter() - t_start,
+                        # Runs at once: their img/s share the machine's memory bandwidth.
+                        "parallel_runs": jobs},
         "leaderboard": summarize(runs, acts),
         "runs": runs,
     }

@@ -51,9 +51,9 @@ def format_leaderboard(results: dict[str, Any], markdown: bool = False) -> str:
 def _notes(results: dict[str, Any]) -> str:
     rec, data, env = results["recipe"], results["data"], results["environment"]
     n = len(results["seeds"])
-    wall = env.get("runs_wall_seconds")
-    wall_line = (f"Wall time of the {len(results['runs'])} runs, one process at a time: "
-                 f"{wall / 60:.1f} min.\n" if wall else "")
+    wall, jobs = env.get("runs_wall_seconds"), env.get("parallel_runs", 1)
+    wall_line = (f"Sum of the {len(results['runs'])} runs' wall times: {wall / 60:.1f} min, "
+                 f"with {jobs} run(s) going at once.\n" if wall else "")
     return f"""\
 Baseline: **{results['baseline']}**. Seeds: {results['seeds']} (each seed fixes initial weights
 and data order, identical across activations). Data: {data['name']} from `{data['source']}`,
@@ -75,7 +75,8 @@ How to read it:
   (elementwise cost per output element plus the hyper-function layers of DY-ReLU and
   Meta-ACON); the activation share is in brackets. Rule: `revact.train.flops`.
 - **train img/s**: training images per second over all epochs (forward, backward, step),
-  {env['threads']} CPU thread(s) on {env['device']}; other jobs on a shared machine slow it.
+  {env['threads']} CPU thread(s) per run on {env['device']}, {jobs} run(s) at once; runs
+  sharing the machine (and other jobs on it) slow each other, so compare ratios.
 - **peak RSS**: the training process's resident-set high-water (includes ~0.5 GB for importing
   torch); **saved for bwd**: tensors autograd keeps for one training batch of
   {rec['batch_size']}, measured exactly with saved-tensor hooks.
