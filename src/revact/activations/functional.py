@@ -46,35 +46,62 @@ def _result_dtype(*tensors: Tensor | None) -> torch.dtype:
     return dtype
 
 
+class _Ops:
+    """Element-wise steps that write into their first operand when that is safe.
+
+    On CPU every fresh activation-sized tensor costs page faults that take longer than
+    the arithmetic (measured: a new-buffer multiply 4× a multiply into an existing one),
+    so the kernels below overwrite their own temporaries. Only with grad mode off: with
+    it on (``create_graph=True``, tracing) autograd records the steps, and double
+    backward needs them out of place.
+    """
+
+    def __init__(self) -> None:
+        inplace = not torch.is_grad_enabled()
+        self.mul = Tensor.mul_ if inplace else Tensor.mul
+        self.add = Tensor.add_ if inplace else Tensor.add
+        self.sub = Tensor.sub_ if inplace else Tensor.sub
+        self.addcmul = Tensor.addcmul_ if inplace else Tensor.addcmul
+        self.sigmoid = Tensor.sigmoid_ if inplace else Tensor.sigmoid
+        self.clamp_min = Tensor.clamp_min_ if inplace else Tensor.clamp_min
+
+
+def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
+    """``t`` summed down to ``shape``; a copy when no sum is needed, because the kernels
+    go on to overwrite ``t``'s buffer."""
+    return t.clone() if t.shape == shape else t.sum_to_size(shape)
+
+
 # --------------------------------------------------------------------------- ACON
 
 
 def _acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     dtype = _result_dtype(x, p1, p2, beta)
-    xc = x.to(dtype)
-    d = (p1 - p2) * xc
-    return (d * torch.sigmoid(beta * d) + p2 * xc).to(x.dtype)
+    xc, op = x.to(dtype), _Ops()
+    dp = p1 - p2
+    # y = x·(dp·σ(β·dp·x) + p2): one activation-sized buffer.
+    y = op.sigmoid((beta * dp) * xc)
+    return op.mul(op.add(op.mul(y, dp), p2), xc).to(x.dtype)
 
 
 def _acon_backward(
     grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     dtype = _result_dtype(x, p1, p2, beta)
-    xc, g = x.to(dtype), grad.to(dtype)
+    xc, g, op = x.to(dtype), grad.to(dtype), _Ops()
+    # With d = (p1 - p2)·x and z = β·d: dy/dd = σ(z) + z·σ'(z), dy/dβ = d²·σ'(z).
     dp = p1 - p2
-    d = dp * xc
-    s = torch.sigmoid(beta * d)
-    ds = s * (1 - s)
-    # dy/dd, with d = (p1 - p2) x the first argument of the smooth maximum.
-    dy_dd = s + beta * d * ds
-    g_dd = g * dy_dd
+    z = (beta * dp) * xc
+    s = torch.sigmoid(z)
+    g_ds = op.mul(op.mul(torch.rsub(s, 1), s), g)  # g·σ'(z)
+    g_dd = op.addcmul(op.mul(s, g), z, g_ds)  # g·dy/dd, in s's buffer
     # Reduce inside the kernel, so a fused build never materialises full-size grads.
-    return (
-        g_dd * dp + g * p2,
-        (g_dd * xc).sum_to_size(p1.shape),
-        (g * xc - g_dd * xc).sum_to_size(p2.shape),
-        (g * d * d * ds).sum_to_size(beta.shape),
-    )
+    g_beta = _sum_to(op.mul(op.mul(op.mul(g_ds, xc), xc), dp * dp), beta.shape)
+    g_dd_x = g_dd * xc
+    g_p1 = _sum_to(g_dd_x, p1.shape)
+    g_p2 = _sum_to(op.sub(g * xc, g_dd_x), p2.shape)  # dy/dp2 = x - dy/dp1
+    g_x = op.addcmul(op.mul(g_dd, dp), g, p2)
+    return g_x, g_p1, g_p2, g_beta
 
 
 def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
@@ -97,12 +124,13 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
 
 def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
     dtype = _result_dtype(x, a, b, scale)
-    xc = x.to(dtype)
+    xc, op = x.to(dtype), _Ops()
     y = torch.addcmul(b[..., 0], a[..., 0], xc)
     for k in range(1, a.shape[-1]):
-        y = torch.maximum(y, torch.addcmul(b[..., k], a[..., k], xc))
+        # clamp_min against a tensor is maximum, with an in-place form.
+        y = op.clamp_min(y, torch.addcmul(b[..., k], a[..., k], xc))
     if scale is not None:
-        y = y * scale
+        y = op.mul(y, scale)
     return y.to(x.dtype)
 
 
@@ -146,17 +174,19 @@ def _max2_backward(
     totals minus the k = 1 sums.
     """
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    op, shape = _Ops(), a0.shape
     branch0, branch1 = torch.addcmul(b0, a0, x), torch.addcmul(b1, a1, x)
     wins = branch1 > branch0  # ties go to k = 0, as in the forward maximum
     g_scale = None
     if scale is not None:
-        g_scale = (g * torch.where(wins, branch1, branch0)).sum_to_size(scale.shape)
+        g_scale = _sum_to(op.mul(op.clamp_min(branch0, branch1), g), scale.shape)
         g = g * scale
+    gx = g * x
+    gx_sum = _sum_to(gx, shape)
+    g1x_sum = _sum_to(op.mul(gx, wins), shape)
     g1 = torch.where(wins, g, 0)
-    g_x = g * torch.where(wins, a1, a0)
-    shape = a0.shape
-    gx_sum, g1x_sum = (g * x).sum_to_size(shape), (g1 * x).sum_to_size(shape)
-    g_sum, g1_sum = g.sum_to_size(shape), g1.sum_to_size(shape)
+    g_sum, g1_sum = _sum_to(g, shape), _sum_to(g1, shape)
+    g_x = op.addcmul(op.mul(g1, a1 - a0), g, a0)  # g·a_winner, in g1's buffer
     g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
     g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
     return g_x, g_a, g_b, g_scale

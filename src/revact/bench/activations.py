@@ -1,8 +1,9 @@
 """Speed and memory of activations, as ratios to ReLU measured in the same run.
 
-Each activation runs forward + backward on one tensor; the figure is the median over
-``repeats`` runs after warm-up, divided by ``torch.relu``'s median measured in the same
-process (this machine is shared and noisy: absolute times mean little, ratios travel).
+Each activation runs forward + backward on one tensor, ``repeats`` times after warm-up,
+each time right after a ``torch.relu`` forward + backward on the same tensor; the figure
+is the median of those paired ratios (this machine is shared and noisy: absolute times
+mean little, ratios taken side by side travel).
 Saved memory is exact: the bytes autograd keeps for backward, each storage once, over
 the input's bytes.
 
@@ -79,19 +80,38 @@ def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
     return sum(storages.values())
 
 
+def _fwd_bwd_seconds(fn: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> float:
+    x.grad = None
+    start = time.perf_counter()
+    fn(x).backward(grad)
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def time_fwd_bwd(fn: Callable[[Tensor], Tensor], x: Tensor, repeats: int, warmup: int = 2) -> float:
     """Median seconds of one forward + backward."""
     grad = torch.ones_like(x)
-    times = []
-    for i in range(warmup + repeats):
-        x.grad = None
-        start = time.perf_counter()
-        fn(x).backward(grad)
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for _ in range(warmup):
+        _fwd_bwd_seconds(fn, x, grad)
+    return statistics.median(_fwd_bwd_seconds(fn, x, grad) for _ in range(repeats))
+
+
+def time_vs_relu(
+    fn: Callable[[Tensor], Tensor], x: Tensor, repeats: int, warmup: int = 2
+) -> tuple[float, float]:
+    """(median seconds of ``fn``, median ratio to ``torch.relu``) of one forward + backward.
+
+    Each repeat times ReLU right before ``fn``, so a load change on a shared machine
+    moves both sides of a ratio instead of skewing it.
+    """
+    grad = torch.ones_like(x)
+    for _ in range(warmup):
+        _fwd_bwd_seconds(fn, x, grad)
+    pairs = [(_fwd_bwd_seconds(torch.relu, x, grad), _fwd_bwd_seconds(fn, x, grad))
+             for _ in range(repeats)]
+    return (statistics.median(t for _, t in pairs),
+            statistics.median(t / base for base, t in pairs))
 
 
 def build(name: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
@@ -109,23 +129,26 @@ def run_activation_bench(
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchRow]:
-    """Time and measure each activation against ReLU; see the module docstring."""
+    """Time and measure each activation against ReLU; see the module docstring.
+
+    ``progress`` is called with each activation's name once its row is done.
+    """
     x = torch.randn(shape, device=device, requires_grad=True)
     relu_s = time_fwd_bwd(torch.relu, x, repeats)
     rows = [BenchRow("relu (torch)", relu_s * 1e3, 1.0, saved_bytes(torch.relu, x) / x.nbytes)]
     for name in names:
-        if progress:
-            progress(name)
         module = build(name, shape[1]).to(device)
-        seconds = time_fwd_bwd(module, x, repeats)
-        row = BenchRow(name, seconds * 1e3, seconds / relu_s, saved_bytes(module, x) / x.nbytes)
+        seconds, ratio = time_vs_relu(module, x, repeats)
+        row = BenchRow(name, seconds * 1e3, ratio, saved_bytes(module, x) / x.nbytes)
         # Only the adaptive families run through the fusable kernels.
         if fused and name not in BASELINES and act_spec(name).family != "classic":
             with use_fused_kernels():
-                row.fused_vs_relu = time_fwd_bwd(module, x, repeats, warmup=3) / relu_s
+                row.fused_vs_relu = time_vs_relu(module, x, repeats, warmup=3)[1]
         if compiled:
-            row.compiled_vs_relu = time_fwd_bwd(torch.compile(module), x, repeats, 3) / relu_s
+            row.compiled_vs_relu = time_vs_relu(torch.compile(module), x, repeats, 3)[1]
         rows.append(row)
+        if progress:
+            progress(name)
     return rows
 
 

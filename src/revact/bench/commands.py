@@ -26,8 +26,9 @@ def _run(args: argparse.Namespace) -> int:
 
         rows = run_activation_bench(names, shape, args.repeats, args.fused, args.compiled,
                                     args.device, step)
-    print(f"\nforward+backward on {tuple(shape)} float32, {args.device}, median of "
-          f"{args.repeats}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"\nforward+backward on {tuple(shape)} float32, {args.device}, each repeat paired "
+          f"with ReLU, median of {args.repeats}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
     print(format_table(rows))
     return 0
 

@@ -1,0 +1,95 @@
+"""The two kernels behind the adaptive activations, for every coefficient shape.
+
+The kernels overwrite their own temporaries when grad mode is off; full-size coefficients
+(whose gradient needs no reduction) and double backward are where that could go wrong.
+"""
+
+import pytest
+import torch
+
+from revact.activations.functional import acon, max_affine
+
+X_SHAPE = (2, 3, 4, 5)
+# Coefficient shapes that broadcast to X_SHAPE: scalar, per channel, per sample and
+# channel, full size (gradient needs no reduction).
+COEFF_SHAPES = [(1, 1, 1, 1), (1, 3, 1, 1), (2, 3, 1, 1), X_SHAPE]
+
+
+def _t(shape, rng, low=-2.0, high=2.0):
+    return (torch.rand(shape, dtype=torch.float64, generator=rng) * (high - low) + low
+            ).requires_grad_()
+
+
+def _acon_reference(x, p1, p2, beta):
+    d = (p1 - p2) * x
+    return d * torch.sigmoid(beta * d) + p2 * x
+
+
+def _max_affine_reference(x, a, b, scale):
+    branches = torch.stack([a[..., k] * x + b[..., k] for k in range(a.shape[-1])])
+    y = branches.max(dim=0).values
+    return y if scale is None else y * scale
+
+
+def _check_against(fn, reference, inputs):
+    """Value and every gradient equal plain float64 autograd of the formula."""
+    y = fn(*inputs)
+    y_ref = reference(*inputs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(y)
+    wrt = [t for t in inputs if t is not None]
+    grads = torch.autograd.grad(y, wrt, g)
+    grads_ref = torch.autograd.grad(y_ref, wrt, g)
+    for got, want in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", COEFF_SHAPES)
+def test_acon_value_and_grads(shape, rng):
+    x = _t(X_SHAPE, rng, -4, 4)
+    inputs = (x, _t(shape, rng), _t(shape, rng), _t(shape, rng, 0.1, 3))
+    _check_against(acon, _acon_reference, inputs)
+    assert torch.autograd.gradcheck(acon, inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize(("p1_shape", "p2_shape", "beta_shape"), [
+    ((), (1, 3, 1, 1), (1, 3, 1, 1)),  # ACON-B: p1 = 1
+    ((1, 3, 1, 1), (), ()),  # Swish-like: scalar p2 and β
+    ((3, 1, 1), (2, 3, 1, 1), X_SHAPE),  # Meta-ACON pixel: full-size β
+])
+def test_acon_mixed_coefficient_shapes(p1_shape, p2_shape, beta_shape, rng):
+    x = _t(X_SHAPE, rng, -4, 4)
+    inputs = (x, _t(p1_shape, rng), _t(p2_shape, rng), _t(beta_shape, rng, 0.1, 3))
+    _check_against(acon, _acon_reference, inputs)
+    assert torch.autograd.gradcheck(acon, inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize("shape", COEFF_SHAPES)
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_max_affine_value_and_grads(shape, k, with_scale, rng):
+    x = _t(X_SHAPE, rng, -4, 4)
+    scale = _t((2, 1, 4, 5), rng, 0, 1) if with_scale else None
+    inputs = (x, _t((*shape, k), rng), _t((*shape, k), rng), scale)
+    _check_against(max_affine, _max_affine_reference, inputs)
+    assert torch.autograd.gradcheck(max_affine, inputs, fast_mode=True)
+
+
+def test_double_backward(rng):
+    """create_graph=True (e.g. gradient penalties) differentiates the backward itself."""
+    x = _t(X_SHAPE, rng, -4, 4)
+    coeffs = (_t((1, 3, 1, 1), rng), _t((1, 3, 1, 1), rng), _t((1, 3, 1, 1), rng, 0.1, 3))
+    assert torch.autograd.gradgradcheck(acon, (x, *coeffs), fast_mode=True)
+    ab = (_t((2, 3, 1, 1, 2), rng), _t((2, 3, 1, 1, 2), rng), _t((2, 1, 4, 5), rng, 0, 1))
+    assert torch.autograd.gradgradcheck(max_affine, (x, *ab), fast_mode=True)
+
+
+def test_incoming_gradient_is_not_modified(rng):
+    x = _t(X_SHAPE, rng, -4, 4)
+    for y in (acon(x, *(_t(X_SHAPE, rng) for _ in range(3))),
+              max_affine(x, _t((*X_SHAPE, 2), rng), _t((*X_SHAPE, 2), rng),
+                         _t(X_SHAPE, rng, 0, 1))):
+        g = torch.randn_like(y)
+        kept = g.clone()
+        y.backward(g)
+        assert torch.equal(g, kept)
