@@ -139,34 +139,43 @@ def _max_affine_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     dtype = _result_dtype(x, a, b, scale)
     xc, g = x.to(dtype), grad.to(dtype)
+    g_scale = None
+    if scale is not None:
+        # Separate kernels, not one: fused with the per-channel sums, the channel sum for
+        # the scale and the broadcast g·s make Inductor's loop nest 5× slower (torch 2.14).
+        g_scale = _kernel("max_affine_scale_grad")(g, xc, a, b, scale)
+        g = g * scale
+    return (*_kernel("max_affine_grads")(g, xc, a, b), g_scale)
+
+
+def _max_affine_scale_grad(g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor) -> Tensor:
+    return _sum_to(_Ops().mul(_max_affine_forward(x, a, b, None), g), scale.shape)
+
+
+def _max_affine_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients for x, a and b of ``max_k(a_k·x + b_k)``."""
     if a.shape[-1] == 2:
-        return _max2_backward(g, xc, a, b, scale)
+        return _max2_grads(g, x, a, b)
     # Recompute which branch won; ties go to the lowest k, as in the forward maximum.
-    best = torch.addcmul(b[..., 0], a[..., 0], xc)
+    best = torch.addcmul(b[..., 0], a[..., 0], x)
     winner = torch.zeros_like(best, dtype=torch.int8)
     for k in range(1, a.shape[-1]):
-        branch = torch.addcmul(b[..., k], a[..., k], xc)
+        branch = torch.addcmul(b[..., k], a[..., k], x)
         wins = branch > best
         best = torch.where(wins, branch, best)
         winner = torch.where(wins, k, winner)
-    g_scale = None
-    if scale is not None:
-        g_scale = (g * best).sum_to_size(scale.shape)
-        g = g * scale
     g_x = torch.zeros_like(g)
     g_a, g_b = [], []
     coeff_shape = a.shape[:-1]
     for k in range(a.shape[-1]):
         g_k = torch.where(winner == k, g, 0)
         g_x = torch.addcmul(g_x, g_k, a[..., k])
-        g_a.append((g_k * xc).sum_to_size(coeff_shape))
+        g_a.append((g_k * x).sum_to_size(coeff_shape))
         g_b.append(g_k.sum_to_size(coeff_shape))
-    return g_x, torch.stack(g_a, -1), torch.stack(g_b, -1), g_scale
+    return g_x, torch.stack(g_a, -1), torch.stack(g_b, -1)
 
 
-def _max2_backward(
-    g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+def _max2_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The K = 2 default, written with one boolean mask.
 
     Inductor fuses this form into a single pass (about 30× faster than the general
@@ -175,12 +184,7 @@ def _max2_backward(
     """
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
     op, shape = _Ops(), a0.shape
-    branch0, branch1 = torch.addcmul(b0, a0, x), torch.addcmul(b1, a1, x)
-    wins = branch1 > branch0  # ties go to k = 0, as in the forward maximum
-    g_scale = None
-    if scale is not None:
-        g_scale = _sum_to(op.mul(op.clamp_min(branch0, branch1), g), scale.shape)
-        g = g * scale
+    wins = torch.addcmul(b1, a1, x) > torch.addcmul(b0, a0, x)  # ties go to k = 0
     gx = g * x
     gx_sum = _sum_to(gx, shape)
     g1x_sum = _sum_to(op.mul(gx, wins), shape)
@@ -189,7 +193,7 @@ def _max2_backward(
     g_x = op.addcmul(op.mul(g1, a1 - a0), g, a0)  # g·a_winner, in g1's buffer
     g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
     g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
-    return g_x, g_a, g_b, g_scale
+    return g_x, g_a, g_b
 
 
 def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> Tensor:
@@ -219,9 +223,9 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
 class _RecomputeFunction(torch.autograd.Function):
     """Saves only its inputs; the backward kernel recomputes everything else from them.
 
-    ``kernel`` names a pair ``{kernel}_forward(*inputs)`` and
-    ``{kernel}_backward(grad, *inputs)``, the latter returning one gradient per input,
-    already reduced to that input's shape.
+    ``kernel`` names a forward body ``{kernel}_forward(*inputs)`` and a backward entry
+    ``_BACKWARD[kernel](grad, *inputs)`` returning one gradient per input, already
+    reduced to that input's shape.
     """
 
     @staticmethod
@@ -233,7 +237,7 @@ class _RecomputeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         inputs = ctx.saved_tensors
-        grads = _kernel(f"{ctx.kernel}_backward")(grad, *inputs)
+        grads = _BACKWARD[ctx.kernel](grad, *inputs)
         needs = ctx.needs_input_grad[1:]
         return None, *(
             g.to(t.dtype) if need else None
@@ -249,11 +253,18 @@ def _needs_autograd(*tensors: Tensor | None) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
+# Bodies that use_fused_kernels compiles, each as a whole.
 _EAGER: dict[str, Callable] = {
     "acon_forward": _acon_forward,
     "acon_backward": _acon_backward,
     "max_affine_forward": _max_affine_forward,
-    "max_affine_backward": _max_affine_backward,
+    "max_affine_grads": _max_affine_grads,
+    "max_affine_scale_grad": _max_affine_scale_grad,
+}
+# Backward entry points: (grad, *inputs) -> one gradient per input.
+_BACKWARD: dict[str, Callable] = {
+    "acon": lambda grad, *inputs: _kernel("acon_backward")(grad, *inputs),
+    "max_affine": _max_affine_backward,  # composes its own kernels
 }
 _COMPILED: dict[str, Callable] = {}
 _fused = False
