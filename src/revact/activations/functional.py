@@ -185,6 +185,10 @@ def _max2_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Ten
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
     op, shape = _Ops(), a0.shape
     wins = torch.addcmul(b1, a1, x) > torch.addcmul(b0, a0, x)  # ties go to k = 0
+    if torch.compiler.is_compiling():
+        # Under torch.compile(model) Inductor keeps this mask for a later kernel, and its
+        # CPU code writes a bool tensor 10× slower than a float one (torch 2.14).
+        wins = wins.to(g.dtype)
     gx = g * x
     gx_sum = _sum_to(gx, shape)
     g1x_sum = _sum_to(op.mul(gx, wins), shape)
