@@ -1,4 +1,4 @@
-from revact.bench.activations import format_table, run_activation_bench
+from revact.bench.activations import build, format_table, parse_spec, run_activation_bench
 from revact.cli import main
 
 
@@ -16,3 +16,21 @@ def test_bench_command(capsys):
     assert main(["bench", "--acts", "acon_c,relu", "--shape", "2,4,5,5", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| acon_c |" in out and "× ReLU" in out
+
+
+def test_spec_options_reach_the_module():
+    assert parse_spec("dyrelu_b:k=3:gate=hard") == ("dyrelu_b", {"k": 3, "gate": "hard"})
+    assert parse_spec(" swish:beta=0.5 ") == ("swish", {"beta": 0.5})
+    assert build("dyrelu_b:k=3", 8).k == 3
+    assert build("plain_max_affine:k=3", 8).a.shape[-1] == 3
+
+
+def test_bench_command_with_options_and_bad_input(capsys):
+    assert main(["bench", "--acts", "dyrelu_b:k=3", "--shape", "2,4,5,5", "--repeats", "1"]) == 0
+    assert "| dyrelu_b:k=3 |" in capsys.readouterr().out
+    assert main(["bench", "--acts", "dyrelu_b:k3", "--shape", "2,4,5,5"]) == 2
+    assert "not key=value" in capsys.readouterr().err
+    assert main(["bench", "--acts", "dyrelu_b:kk=3", "--shape", "2,4,5,5"]) == 2
+    assert "kk" in capsys.readouterr().err
+    assert main(["bench", "--acts", "dyrelu_bb", "--shape", "2,4,5,5"]) == 2
+    assert "dyrelu_b" in capsys.readouterr().err

@@ -13,10 +13,12 @@ written with ordinary tensor operations, as the widely copied snippets do.
 
 from __future__ import annotations
 
+import ast
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +53,7 @@ class PlainMaxAffine(nn.Module):
         return (x.unsqueeze(-1) * self.a + self.b).amax(-1)
 
 
-BASELINES: dict[str, Callable[[int], nn.Module]] = {
+BASELINES: dict[str, Callable[..., nn.Module]] = {
     "plain_acon_c": PlainAconC,
     "plain_max_affine": PlainMaxAffine,
 }
@@ -114,10 +116,42 @@ def time_vs_relu(
             statistics.median(t / base for base, t in pairs))
 
 
-def build(name: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
-    if name in BASELINES:
-        return BASELINES[name](channels)
-    return create_act(name, channels=channels)
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``'dyrelu_b:k=3:reduction=8'`` -> ``('dyrelu_b', {'k': 3, 'reduction': 8})``.
+
+    Values are Python literals where they parse as one (``3``, ``0.5``, ``True``) and
+    strings otherwise (``generator=pixel``).
+
+    Raises:
+        ValueError: an option is not ``key=value``.
+    """
+    name, *options = spec.strip().split(":")
+    kwargs: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key:
+            raise ValueError(f"activation option {option!r} in {spec!r} is not key=value "
+                             "(example: dyrelu_b:k=3)")
+        try:
+            kwargs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            kwargs[key] = text
+    return name, kwargs
+
+
+def build(spec: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
+    """The module for ``spec`` (a name, optionally with ``:key=value`` options).
+
+    Raises:
+        ValueError: unknown name or bad option (the message says which).
+    """
+    name, kwargs = parse_spec(spec)
+    try:
+        if name in BASELINES:
+            return BASELINES[name](channels, **kwargs)
+        return create_act(name, channels=channels, **kwargs)
+    except TypeError as e:  # an option the constructor does not take
+        raise ValueError(f"{spec!r}: {e}") from None
 
 
 def run_activation_bench(
@@ -141,7 +175,8 @@ def run_activation_bench(
         seconds, ratio = time_vs_relu(module, x, repeats)
         row = BenchRow(name, seconds * 1e3, ratio, saved_bytes(module, x) / x.nbytes)
         # Only the adaptive families run through the fusable kernels.
-        if fused and name not in BASELINES and act_spec(name).family != "classic":
+        base_name = parse_spec(name)[0]
+        if fused and base_name not in BASELINES and act_spec(base_name).family != "classic":
             with use_fused_kernels():
                 row.fused_vs_relu = time_vs_relu(module, x, repeats, warmup=3)[1]
         if compiled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 DEFAULT = "acon_c,plain_acon_c,meta_acon,dyrelu_b,plain_max_affine,dyrelu_c,silu,mish,gelu"
 
@@ -11,14 +12,20 @@ def _run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from revact.bench.activations import format_table, run_activation_bench
+    from revact.bench.activations import build, format_table, run_activation_bench
 
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = tuple(int(s) for s in args.shape.split(","))
     if len(shape) not in (3, 4):
         raise SystemExit(f"--shape needs N,C,L or N,C,H,W, got {args.shape!r}")
-    names = [n for n in args.acts.split(",") if n]
+    names = [n.strip() for n in args.acts.split(",") if n.strip()]
+    try:  # fail before any timing, with the registry's message
+        for name in names:
+            build(name, shape[1])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with tqdm(total=len(names), desc="bench", unit="act") as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
@@ -41,10 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "as ratios to torch.relu measured in the same run. plain_acon_c and "
         "plain_max_affine are the same formulas with plain autograd, for contrast.",
         epilog="examples:\n  revact bench\n  revact bench --acts acon_c,dyrelu_b --fused\n"
+        "  revact bench --acts dyrelu_b,dyrelu_b:k=3,meta_acon:generator=pixel --compiled\n"
         "  revact bench --shape 8,64,56,56 --repeats 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--acts", default=DEFAULT, help="comma-separated (default: %(default)s)")
+    parser.add_argument("--acts", default=DEFAULT,
+                        help="comma-separated; options as name:key=value, e.g. dyrelu_b:k=3 "
+                             "(default: %(default)s)")
     parser.add_argument("--shape", default="32,64,56,56", help="input shape (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs (default: 15)")
     parser.add_argument("--fused", action="store_true",
