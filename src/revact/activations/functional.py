@@ -177,20 +177,15 @@ def _max_affine_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tenso
 
 
 def _max2_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The K = 2 default, written with one boolean mask.
-
-    Inductor fuses this form into a single pass (about 30× faster than the general
-    loop's int8 winner index when compiled, 2× in eager); the k = 0 sums are the
-    totals minus the k = 1 sums.
-    """
+    """The K = 2 default, with one 0/1 mask; the k = 0 sums are the totals minus the
+    k = 1 sums."""
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
     op, shape = _Ops(), a0.shape
-    wins = torch.addcmul(b1, a1, x) > torch.addcmul(b0, a0, x)  # ties go to k = 0
-    if torch.compiler.is_compiling():
-        # Under torch.compile(model) Inductor keeps this mask for a later kernel, and its
-        # CPU code writes a bool tensor 10× slower than a float one (torch 2.14;
-        # benchmarks/inductor_bool_store.py).
-        wins = wins.to(g.dtype)
+    # A float mask, converted once: multiplying by a bool tensor converts it again on
+    # every use (eager), and under torch.compile(model) Inductor keeps this mask for a
+    # later kernel, where its CPU code writes a bool tensor over 10× slower than a float
+    # one (torch 2.14; benchmarks/inductor_bool_store.py).
+    wins = (torch.addcmul(b1, a1, x) > torch.addcmul(b0, a0, x)).to(g.dtype)  # ties: k = 0
     gx = g * x
     gx_sum = _sum_to(gx, shape)
     g1x_sum = _sum_to(op.mul(gx, wins), shape)
