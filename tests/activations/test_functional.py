@@ -93,3 +93,24 @@ def test_incoming_gradient_is_not_modified(rng):
         kept = g.clone()
         y.backward(g)
         assert torch.equal(g, kept)
+
+
+def test_acon_mixed_dtypes_compute_in_the_promoted_dtype(rng):
+    """float32 x with bfloat16 p1/p2 and a 0-d float32 β: the maths runs in float32."""
+    x = torch.randn(X_SHAPE, generator=rng).requires_grad_()
+    p1, p2 = (torch.randn(1, 3, 1, 1, generator=rng).bfloat16().requires_grad_()
+              for _ in range(2))
+    beta = torch.tensor(1.7, requires_grad=True)
+    y = acon(x, p1, p2, beta)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, p1, p2, beta), g)
+    exact = [t.detach().double().requires_grad_() for t in (x, p1, p2, beta)]
+    y_ref = _acon_reference(*exact)
+    grads_ref = torch.autograd.grad(y_ref, exact, g.double())
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), y_ref, rtol=1e-5, atol=1e-5)
+    assert [t.dtype for t in grads] == [x.dtype, p1.dtype, p2.dtype, beta.dtype]
+    # β's gradient is a sum over every element: float32 keeps it to ~1e-6 relative,
+    # products formed in bfloat16 would not (4e-3 measured).
+    assert abs(grads[3].double() - grads_ref[3]) <= 1e-4 * abs(grads_ref[3])
+    torch.testing.assert_close(grads[0].double(), grads_ref[0], rtol=1e-5, atol=1e-5)

@@ -77,7 +77,7 @@ def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
 
 def _acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     dtype = _result_dtype(x, p1, p2, beta)
-    xc, op = x.to(dtype), _Ops()
+    xc, p1, p2, beta, op = x.to(dtype), p1.to(dtype), p2.to(dtype), beta.to(dtype), _Ops()
     dp = p1 - p2
     # y = x·(dp·σ(β·dp·x) + p2): one activation-sized buffer.
     y = op.sigmoid((beta * dp) * xc)
@@ -89,6 +89,8 @@ def _acon_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     dtype = _result_dtype(x, p1, p2, beta)
     xc, g, op = x.to(dtype), grad.to(dtype), _Ops()
+    # Products of coefficients in the working dtype too (0-d tensors do not promote).
+    p1, p2, beta = p1.to(dtype), p2.to(dtype), beta.to(dtype)
     # With d = (p1 - p2)·x and z = β·d: dy/dd = σ(z) + z·σ'(z), dy/dβ = d²·σ'(z).
     dp = p1 - p2
     z = (beta * dp) * xc
