@@ -3,7 +3,9 @@
 import csv
 import json
 import os
+import signal
 import subprocess
+import time
 
 
 def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
@@ -64,3 +66,64 @@ def test_help_teaches(cli_env, revact_bin):
         r = subprocess.run([revact_bin, sub, "--help"], env=cli_env, timeout=60,
                            capture_output=True, text=True)
         assert r.returncode == 0 and "examples:" in r.stdout
+
+
+def test_duplicates_and_gpu_default_jobs(tmp_path, cli_env, revact_bin):
+    from revact.train.compare import default_jobs
+
+    r = subprocess.run([revact_bin, "compare", "--acts", "relu", "--seeds", "0,1,0"],
+                       env=cli_env, timeout=120, capture_output=True, text=True)
+    assert r.returncode == 2 and "a seed is listed twice" in r.stderr
+    assert default_jobs(1, "cpu") == (os.cpu_count() or 1)
+    assert default_jobs(2, "cpu") == max(1, (os.cpu_count() or 1) // 2)
+    assert default_jobs(1, "cuda") == default_jobs(1, "cuda:1") == 1
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def test_interrupting_compare_stops_its_runs(tiny_data, tmp_path, cli_env, revact_bin):
+    """SIGINT to compare alone (as a wrapper's timeout sends it) stops the training runs."""
+    out = tmp_path / "cmp"
+    proc = subprocess.Popen(
+        [revact_bin, "compare", "--quick", "--epochs", "50", "--acts", "relu,silu",
+         "--seeds", "1", "--jobs", "2", "--model", "mbv2_tiny", "--data-dir", str(tiny_data),
+         "--out", str(out), "--no-plots"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not any((out / "runs" / a / "seed0" / "train.log").is_file() for a in ("relu", "silu")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert _processes_mentioning(str(out))  # the training processes are running
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_mentioning(str(out))
+
+
+def test_quick_fills_in_only_what_is_not_given():
+    from revact.cli import build_parser
+    from revact.train.commands import _config
+
+    def config(*argv):
+        return _config(build_parser().parse_args(["train", *argv]))
+
+    quick = config("--quick")
+    assert (quick.epochs, quick.train_subset, quick.batch_size) == (1, 512, 64)
+    given = config("--quick", "--epochs", "3", "--train-subset", "100", "--batch-size", "16")
+    assert (given.epochs, given.train_subset, given.batch_size) == (3, 100, 16)
+    assert config().epochs == 10 and config("--epochs", "4").epochs == 4

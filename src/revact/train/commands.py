@@ -60,7 +60,9 @@ def _recipe_args(p: argparse.ArgumentParser, epochs: int) -> None:
     g.add_argument("--model", default="mbv2",
                    help="reference network: mbv2 (default), mbv2_tiny, resnet8, resnet14, "
                         "resnet20")
-    g.add_argument("--epochs", type=int, default=epochs, help="epochs (default %(default)s)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs (default {epochs}; {QUICK['epochs']} with --quick)")
+    p.set_defaults(default_epochs=epochs)
     g.add_argument("--batch-size", type=int, default=None,
                    help="global batch size, split across torchrun processes (default 128)")
     g.add_argument("--opt", choices=("sgd", "adamw"), default="sgd",
@@ -94,7 +96,8 @@ def _recipe_args(p: argparse.ArgumentParser, epochs: int) -> None:
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     e.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     e.add_argument("--quick", action="store_true",
-                   help="tiny smoke run: 1 epoch, 512 training images, 500 test images")
+                   help="tiny smoke run: 1 epoch, 512 training images, 500 test images "
+                        "(options given explicitly win)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +134,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--out", default="runs/compare", help="output folder (default %(default)s)")
     c.add_argument("--no-plots", dest="plots", action="store_false", help="skip PNG plots")
     c.add_argument("--jobs", type=int, default=None,
-                   help="runs at once, each its own process (default: CPU cores // --threads)")
+                   help="runs at once, each its own process (default: CPU cores // --threads "
+                        "on CPU, 1 on a GPU)")
     c.set_defaults(func=_compare, threads=None)
 
 
@@ -160,10 +164,12 @@ def _config(args: argparse.Namespace, **over):
     kw["model"] = kw["model"].lower().replace("-", "_")
     if args.batch_size is not None:
         kw["batch_size"] = args.batch_size
-    if args.quick:
+    if args.quick:  # fills in what the command line left open
         for k, v in QUICK.items():
-            if k != "batch_size" or args.batch_size is None:
+            if getattr(args, k) is None:
                 kw[k] = v
+    if kw["epochs"] is None:
+        kw["epochs"] = args.default_epochs
     kw.update(over)
     return TrainConfig(**kw)
 
@@ -188,7 +194,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _parse_seeds(text: str) -> list[int]:
     if "," in text:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("a seed is listed twice")
+        return seeds
     n = int(text)
     if n < 1:
         raise ValueError("--seeds needs at least 1")
@@ -217,7 +226,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"error: bad --seeds {args.seeds!r}: {e}", file=sys.stderr)
         return 2
     over = {"threads": args.threads or 1}
-    jobs = default_jobs(over["threads"]) if args.jobs is None else args.jobs
+    jobs = default_jobs(over["threads"], args.device) if args.jobs is None else args.jobs
     if jobs < 1:
         print(f"error: --jobs must be at least 1, got {jobs}", file=sys.stderr)
         return 2

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
@@ -40,7 +42,36 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> dict | None:
     return metrics if all(saved.get(k) == v for k, v in cfg.recipe().items()) else None
 
 
-def _launch(cfg: TrainConfig, run_dir: Path) -> tuple[int, str]:
+class _Processes:
+    """The training processes now running, so an interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def run(self, cmd: list[str], log: Path, env: dict[str, str]) -> int:
+        with open(log, "a") as f:
+            with self._lock:
+                if self.stopping:
+                    return -signal.SIGTERM
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+                self._live.add(proc)
+            try:
+                return proc.wait()
+            finally:
+                with self._lock:
+                    self._live.discard(proc)
+
+    def stop(self) -> None:
+        """Terminate every running process (each checkpoints per epoch, so a re-run resumes)."""
+        with self._lock:
+            self.stopping = True
+            for proc in self._live:
+                proc.terminate()
+
+
+def _launch(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[int, str]:
     """Run one training process; returns (exit code, path of its log)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -52,18 +83,16 @@ def _launch(cfg: TrainConfig, run_dir: Path) -> tuple[int, str]:
     if cfg.threads:
         # Fix OpenMP's pool size before torch starts, not only torch.set_num_threads.
         env["OMP_NUM_THREADS"] = str(cfg.threads)
-    with open(log, "a") as f:
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    return rc, str(log)
+    return procs.run(cmd, log, env), str(log)
 
 
-def _run_or_reuse(cfg: TrainConfig, run_dir: Path) -> tuple[dict, str]:
+def _run_or_reuse(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[dict, str]:
     """Metrics of one run, training it unless a finished run with this recipe exists."""
     metrics = _finished(run_dir, cfg)
     if metrics is not None:
         return metrics, "reused"
     t0 = time.perf_counter()
-    rc, log = _launch(cfg, run_dir)
+    rc, log = _launch(cfg, run_dir, procs)
     metrics = _finished(run_dir, cfg)
     if rc != 0 or metrics is None:
         tail = "".join(Path(log).read_text().splitlines(True)[-25:])
@@ -73,9 +102,17 @@ def _run_or_reuse(cfg: TrainConfig, run_dir: Path) -> tuple[dict, str]:
     return metrics, f"{elapsed:.0f}s"
 
 
-def default_jobs(threads: int | None) -> int:
-    """As many runs at once as there are cores for their threads (at least one)."""
-    return max(1, (os.cpu_count() or 1) // max(1, threads or 1))
+def default_jobs(threads: int | None, device: str = "cpu") -> int:
+    """On CPU, as many runs at once as there are cores for their threads (at least one);
+    on a GPU (``device`` 'cuda…', or 'auto' with CUDA present) one, as runs would share it."""
+    on_gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    return 1 if on_gpu else max(1, (os.cpu_count() or 1) // max(1, threads or 1))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def run_compare(
@@ -92,25 +129,31 @@ def run_compare(
         The results dictionary written to ``OUT/results.json``.
 
     Raises:
-        ValueError: ``jobs`` is below 1.
-        RuntimeError: a run failed; the message gives the tail of its log. Runs already
-            going are let finish (so they can be reused), queued ones are not started.
+        ValueError: ``jobs`` is below 1, or an activation or seed is listed twice.
+        RuntimeError: a run failed; the message gives the tail of its log. Queued runs
+            are not started and running ones are stopped (a re-run resumes them from
+            their last epoch's checkpoint); so does an interrupt.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    for kind, values in (("activation", acts), ("seed", seeds)):
+        if len(set(values)) != len(values):
+            # Two runs of one pair would write into one folder at once.
+            raise ValueError(f"each {kind} may appear once, got {values}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = [(act, seed) for seed in seeds for act in acts]
     width = len(str(len(plan)))
     t_start = time.perf_counter()
     metrics_of: dict[tuple[str, int], dict] = {}
+    procs = _Processes()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {}
-        for act, seed in plan:
-            run_dir = _run_dir(out, act, seed)
-            cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
-            futures[pool.submit(_run_or_reuse, cfg, run_dir)] = (act, seed)
         try:
+            for act, seed in plan:
+                run_dir = _run_dir(out, act, seed)
+                cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
+                futures[pool.submit(_run_or_reuse, cfg, run_dir, procs)] = (act, seed)
             for done, fut in enumerate(as_completed(futures), 1):
                 act, seed = futures[fut]
                 metrics, took = fut.result()
@@ -119,8 +162,9 @@ def run_compare(
                       f"test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
                       f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
         except BaseException:
-            for f in futures:
-                f.cancel()
+            # A failed run or an interrupt: start nothing more and stop what is running.
+            pool.shutdown(wait=False, cancel_futures=True)
+            procs.stop()
             raise
     runs: list[dict] = []
     for act, seed in plan:
