@@ -10,9 +10,9 @@ import torch
 from revact.activations.functional import acon, max_affine
 
 X_SHAPE = (2, 3, 4, 5)
-# Coefficient shapes that broadcast to X_SHAPE: scalar, per channel, per sample and
-# channel, full size (gradient needs no reduction).
-COEFF_SHAPES = [(1, 1, 1, 1), (1, 3, 1, 1), (2, 3, 1, 1), X_SHAPE]
+# Coefficient shapes that broadcast to X_SHAPE: scalar, per channel (with and without
+# leading dims), per sample and channel, per position, full size (no reduction needed).
+COEFF_SHAPES = [(1, 1, 1, 1), (1, 3, 1, 1), (3, 1, 1), (2, 3, 1, 1), (4, 5), X_SHAPE]
 
 
 def _t(shape, rng, low=-2.0, high=2.0):
@@ -75,24 +75,53 @@ def test_max_affine_value_and_grads(shape, k, with_scale, rng):
     assert torch.autograd.gradcheck(max_affine, inputs, fast_mode=True)
 
 
-def test_double_backward(rng):
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_double_backward(k, rng):
     """create_graph=True (e.g. gradient penalties) differentiates the backward itself."""
     x = _t(X_SHAPE, rng, -4, 4)
     coeffs = (_t((1, 3, 1, 1), rng), _t((1, 3, 1, 1), rng), _t((1, 3, 1, 1), rng, 0.1, 3))
     assert torch.autograd.gradgradcheck(acon, (x, *coeffs), fast_mode=True)
-    ab = (_t((2, 3, 1, 1, 2), rng), _t((2, 3, 1, 1, 2), rng), _t((2, 1, 4, 5), rng, 0, 1))
+    ab = (_t((2, 3, 1, 1, k), rng), _t((2, 3, 1, 1, k), rng), _t((2, 1, 4, 5), rng, 0, 1))
     assert torch.autograd.gradgradcheck(max_affine, (x, *ab), fast_mode=True)
 
 
-def test_incoming_gradient_is_not_modified(rng):
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_inputs_and_incoming_gradient_are_not_modified(k, rng):
+    """The kernels overwrite only buffers of their own, with and without autograd."""
     x = _t(X_SHAPE, rng, -4, 4)
-    for y in (acon(x, *(_t(X_SHAPE, rng) for _ in range(3))),
-              max_affine(x, _t((*X_SHAPE, 2), rng), _t((*X_SHAPE, 2), rng),
-                         _t(X_SHAPE, rng, 0, 1))):
+    cases = [(acon, (x, *(_t(X_SHAPE, rng) for _ in range(3)))),
+             (max_affine, (x, _t((*X_SHAPE, k), rng), _t((*X_SHAPE, k), rng),
+                           _t(X_SHAPE, rng, 0, 1)))]
+    for fn, inputs in cases:
+        kept = [t.detach().clone() for t in inputs]
+        with torch.no_grad():
+            fn(*inputs)
+        y = fn(*inputs)
         g = torch.randn_like(y)
-        kept = g.clone()
+        g_kept = g.clone()
         y.backward(g)
-        assert torch.equal(g, kept)
+        assert torch.equal(g, g_kept)
+        assert all(torch.equal(t, u) for t, u in zip(inputs, kept, strict=True))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_compiled_fullgraph_matches_eager(k, rng):
+    """torch.compile(fullgraph=True) of ACON feeding a scaled max-affine, as in DY-ReLU-C."""
+    def fn(x, p1, p2, beta, a, b, scale):
+        return max_affine(acon(x, p1, p2, beta), a, b, scale)
+
+    inputs = [t.float().detach().requires_grad_() for t in (
+        _t(X_SHAPE, rng, -4, 4), _t((1, 3, 1, 1), rng), _t((1, 3, 1, 1), rng),
+        _t((1, 3, 1, 1), rng, 0.1, 3), _t((2, 3, 1, 1, k), rng), _t((2, 3, 1, 1, k), rng),
+        _t((2, 1, 4, 5), rng, 0, 1))]
+    g = torch.randn(X_SHAPE, generator=rng)
+    eager = fn(*inputs)
+    grads = torch.autograd.grad(eager, inputs, g)
+    compiled = torch.compile(fn, fullgraph=True)(*inputs)
+    compiled_grads = torch.autograd.grad(compiled, inputs, g)
+    torch.testing.assert_close(compiled, eager)
+    for got, want in zip(compiled_grads, grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_acon_mixed_dtypes_compute_in_the_promoted_dtype(rng):
