@@ -141,23 +141,26 @@ def _max_affine_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     dtype = _result_dtype(x, a, b, scale)
     xc, g = x.to(dtype), grad.to(dtype)
-    g_scale = None
-    if scale is not None:
-        # Separate kernels, not one: fused with the per-channel sums, the channel sum for
-        # the scale and the broadcast g·s make Inductor's loop nest 5× slower (torch 2.14).
+    if scale is not None and _fused:
+        # Two compiled kernels, not one: fused with the per-channel sums, the channel sum
+        # for the scale and the broadcast g·s make Inductor's loop nest 5× slower (torch
+        # 2.14). Eager, one body shares the recomputed branches instead (11% faster).
         g_scale = _kernel("max_affine_scale_grad")(g, xc, a, b, scale)
-        g = g * scale
-    return (*_kernel("max_affine_grads")(g, xc, a, b), g_scale)
+        g_x, g_a, g_b, _ = _kernel("max_affine_grads")(g * scale, xc, a, b, None)
+        return g_x, g_a, g_b, g_scale
+    return _kernel("max_affine_grads")(g, xc, a, b, scale)
 
 
 def _max_affine_scale_grad(g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor) -> Tensor:
     return _sum_to(_Ops().mul(_max_affine_forward(x, a, b, None), g), scale.shape)
 
 
-def _max_affine_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients for x, a and b of ``max_k(a_k·x + b_k)``."""
+def _max_affine_grads(
+    g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Gradients for x, a, b and the scale of ``scale·max_k(a_k·x + b_k)``."""
     if a.shape[-1] == 2:
-        return _max2_grads(g, x, a, b)
+        return _max2_grads(g, x, a, b, scale)
     # Recompute which branch won; ties go to the lowest k, as in the forward maximum.
     op, shape = _Ops(), a.shape[:-1]
     best = torch.addcmul(b[..., 0], a[..., 0], x)
@@ -169,25 +172,34 @@ def _max_affine_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tenso
         branch = torch.addcmul(b[..., k], a[..., k], x)
         winner = op.clamp_min(winner, (branch > best) * float(k))
         best = op.clamp_min(best, branch)
+    g_scale = None
+    if scale is not None:  # Σ g·max_k, from the maximum just recomputed
+        g, g_scale = g * scale, _sum_to(op.mul(best, g), scale.shape)
     g_x, g_a, g_b = None, [], []
     for k in range(a.shape[-1]):
         g_k = g * (winner == k)  # for finite g the same as torch.where, 3× faster on CPU
         g_b.append(_sum_to(g_k, shape))
         g_x = g_k * a[..., k] if g_x is None else op.addcmul(g_x, g_k, a[..., k])
         g_a.append(_sum_to(op.mul(g_k, x), shape))
-    return g_x, torch.stack(g_a, -1), torch.stack(g_b, -1)
+    return g_x, torch.stack(g_a, -1), torch.stack(g_b, -1), g_scale
 
 
-def _max2_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _max2_grads(
+    g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """The K = 2 default, with one 0/1 mask; the k = 0 sums are the totals minus the
     k = 1 sums."""
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
     op, shape = _Ops(), a0.shape
+    branch0, branch1 = torch.addcmul(b0, a0, x), torch.addcmul(b1, a1, x)
     # A float mask, converted once: multiplying by a bool tensor converts it again on
     # every use (eager), and under torch.compile(model) Inductor keeps this mask for a
     # later kernel, where its CPU code writes a bool tensor over 10× slower than a float
-    # one (torch 2.14; benchmarks/inductor_bool_store.py).
-    wins = (torch.addcmul(b1, a1, x) > torch.addcmul(b0, a0, x)).to(g.dtype)  # ties: k = 0
+    # one (torch 2.14; benchmarks/cpu_primitives.py).
+    wins = (branch1 > branch0).to(g.dtype)  # ties go to k = 0
+    g_scale = None
+    if scale is not None:  # Σ g·max_k, from the branches just recomputed
+        g, g_scale = g * scale, _sum_to(op.mul(op.clamp_min(branch0, branch1), g), scale.shape)
     gx = g * x
     gx_sum = _sum_to(gx, shape)
     g1x_sum = _sum_to(op.mul(gx, wins), shape)
@@ -196,7 +208,7 @@ def _max2_grads(g: Tensor, x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Ten
     g_x = op.addcmul(op.mul(g1, a1 - a0), g, a0)  # g·a_winner, in g1's buffer
     g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
     g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
-    return g_x, g_a, g_b
+    return g_x, g_a, g_b, g_scale
 
 
 def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> Tensor:
