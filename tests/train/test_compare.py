@@ -58,7 +58,10 @@ def test_compare_bad_input(tmp_path, cli_env, revact_bin):
     assert r.returncode == 2 and "dataset-fashion-mnist" in r.stderr
     r = subprocess.run([revact_bin, "compare", "--acts", "relu", "--jobs", "0"], env=cli_env,
                        timeout=120, capture_output=True, text=True)
-    assert r.returncode == 2 and "--jobs must be at least 1, got 0" in r.stderr
+    assert r.returncode == 2 and "jobs must be at least 1, got 0" in r.stderr
+    r = subprocess.run([revact_bin, "compare", "--acts", "relu,silu,relu"], env=cli_env,
+                       timeout=120, capture_output=True, text=True)
+    assert r.returncode == 2 and "each activation may appear once" in r.stderr
 
 
 def test_help_teaches(cli_env, revact_bin):
@@ -73,7 +76,7 @@ def test_duplicates_and_gpu_default_jobs(tmp_path, cli_env, revact_bin):
 
     r = subprocess.run([revact_bin, "compare", "--acts", "relu", "--seeds", "0,1,0"],
                        env=cli_env, timeout=120, capture_output=True, text=True)
-    assert r.returncode == 2 and "a seed is listed twice" in r.stderr
+    assert r.returncode == 2 and "each seed may appear once" in r.stderr
     assert default_jobs(1, "cpu") == (os.cpu_count() or 1)
     assert default_jobs(2, "cpu") == max(1, (os.cpu_count() or 1) // 2)
     assert default_jobs(1, "cuda") == default_jobs(1, "cuda:1") == 1

@@ -166,12 +166,15 @@ def run_activation_bench(
     """Time and measure each activation against ReLU; see the module docstring.
 
     ``progress`` is called with each activation's name once its row is done.
+
+    Raises:
+        ValueError: a bad name or option, before anything is timed.
     """
+    modules = [build(name, shape[1]).to(device) for name in names]
     x = torch.randn(shape, device=device, requires_grad=True)
     relu_s = time_fwd_bwd(torch.relu, x, repeats)
     rows = [BenchRow("relu (torch)", relu_s * 1e3, 1.0, saved_bytes(torch.relu, x) / x.nbytes)]
-    for name in names:
-        module = build(name, shape[1]).to(device)
+    for name, module in zip(names, modules, strict=True):
         seconds, ratio = time_vs_relu(module, x, repeats)
         row = BenchRow(name, seconds * 1e3, ratio, saved_bytes(module, x) / x.nbytes)
         # Only the adaptive families run through the fusable kernels.

@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from revact.bench.activations import build, format_table, run_activation_bench
+    from revact.bench.activations import format_table, run_activation_bench
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -20,19 +20,18 @@ def _run(args: argparse.Namespace) -> int:
     if len(shape) not in (3, 4):
         raise SystemExit(f"--shape needs N,C,L or N,C,H,W, got {args.shape!r}")
     names = [n.strip() for n in args.acts.split(",") if n.strip()]
-    try:  # fail before any timing, with the registry's message
-        for name in names:
-            build(name, shape[1])
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     with tqdm(total=len(names), desc="bench", unit="act") as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update()
 
-        rows = run_activation_bench(names, shape, args.repeats, args.fused, args.compiled,
-                                    args.device, step)
+        try:
+            rows = run_activation_bench(names, shape, args.repeats, args.fused, args.compiled,
+                                        args.device, step)
+        except ValueError as e:  # e.g. a bad name or option, checked before any timing
+            bar.close()
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     print(f"\nforward+backward on {tuple(shape)} float32, {args.device}, each repeat paired "
           f"with ReLU, median of {args.repeats}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")

@@ -194,41 +194,28 @@ def _train(args: argparse.Namespace) -> int:
 
 def _parse_seeds(text: str) -> list[int]:
     if "," in text:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("a seed is listed twice")
-        return seeds
-    n = int(text)
-    if n < 1:
-        raise ValueError("--seeds needs at least 1")
-    return list(range(n))
+        return [int(s) for s in text.split(",") if s.strip()]
+    return list(range(int(text)))
 
 
 def _compare(args: argparse.Namespace) -> int:
     from revact.data import DataNotFoundError, load_data
-    from revact.train.compare import default_jobs, run_compare
+    from revact.train.compare import default_jobs, plan_runs, run_compare
     from revact.train.report import format_leaderboard
 
     acts = [a.strip().lower() for a in args.acts.split(",") if a.strip()]
-    if not acts:
-        print("error: --acts is empty", file=sys.stderr)
-        return 2
-    if len(set(acts)) != len(acts):
-        print(f"error: --acts lists an activation twice: {args.acts}", file=sys.stderr)
+    over = {"threads": args.threads or 1}
+    jobs = default_jobs(over["threads"], args.device) if args.jobs is None else args.jobs
+    try:  # before loading data: the same checks run_compare makes
+        seeds = _parse_seeds(args.seeds)
+        plan_runs(acts, seeds, jobs)
+    except ValueError as e:
+        print(f"error: {e} (--acts {args.acts!r}, --seeds {args.seeds!r}, --jobs {jobs})",
+              file=sys.stderr)
         return 2
     err = _check_names(acts, args.model)
     if err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        seeds = _parse_seeds(args.seeds)
-    except ValueError as e:
-        print(f"error: bad --seeds {args.seeds!r}: {e}", file=sys.stderr)
-        return 2
-    over = {"threads": args.threads or 1}
-    jobs = default_jobs(over["threads"], args.device) if args.jobs is None else args.jobs
-    if jobs < 1:
-        print(f"error: --jobs must be at least 1, got {jobs}", file=sys.stderr)
         return 2
     if not args.quick:
         if args.full:

@@ -23,7 +23,7 @@ from typing import Any
 from revact.train.config import TrainConfig
 from revact.train.stats import paired_ci, verdict
 
-__all__ = ["default_jobs", "run_compare", "summarize"]
+__all__ = ["default_jobs", "plan_runs", "run_compare", "summarize"]
 
 
 def _run_dir(out: Path, act: str, seed: int) -> Path:
@@ -104,15 +104,29 @@ def _run_or_reuse(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[d
 
 def default_jobs(threads: int | None, device: str = "cpu") -> int:
     """On CPU, as many runs at once as there are cores for their threads (at least one);
-    on a GPU (``device`` 'cuda…', or 'auto' with CUDA present) one, as runs would share it."""
-    on_gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
-    return 1 if on_gpu else max(1, (os.cpu_count() or 1) // max(1, threads or 1))
+    on a GPU one, as runs would share it."""
+    from revact.train.engine import _resolve_device
+
+    if _resolve_device(device).type != "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, threads or 1))
 
 
-def _cuda_available() -> bool:
-    import torch
+def plan_runs(acts: list[str], seeds: list[int], jobs: int) -> list[tuple[str, int]]:
+    """The (activation, seed) runs, seed-major, after checking what ``run_compare`` takes.
 
-    return torch.cuda.is_available()
+    Raises:
+        ValueError: no activations or seeds, one listed twice (two runs would write into
+            one folder at once), or ``jobs`` below 1.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    for kind, values in (("activation", acts), ("seed", seeds)):
+        if not values:
+            raise ValueError(f"no {kind}s given")
+        if len(set(values)) != len(values):
+            raise ValueError(f"each {kind} may appear once, got {values}")
+    return [(act, seed) for seed in seeds for act in acts]
 
 
 def run_compare(
@@ -129,20 +143,14 @@ def run_compare(
         The results dictionary written to ``OUT/results.json``.
 
     Raises:
-        ValueError: ``jobs`` is below 1, or an activation or seed is listed twice.
+        ValueError: see :func:`plan_runs`.
         RuntimeError: a run failed; the message gives the tail of its log. Queued runs
             are not started and running ones are stopped (a re-run resumes them from
             their last epoch's checkpoint); so does an interrupt.
     """
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    for kind, values in (("activation", acts), ("seed", seeds)):
-        if len(set(values)) != len(values):
-            # Two runs of one pair would write into one folder at once.
-            raise ValueError(f"each {kind} may appear once, got {values}")
+    plan = plan_runs(acts, seeds, jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = [(act, seed) for seed in seeds for act in acts]
     width = len(str(len(plan)))
     t_start = time.perf_counter()
     metrics_of: dict[tuple[str, int], dict] = {}
