@@ -41,8 +41,10 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
 
     again = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("(reused)") == 4
-    # Default: one run per core (compare gives each run one thread).
-    assert f"{os.cpu_count() or 1} run(s) at once" in again.stdout
+    # Default: one run per core (each run has one thread), one on a GPU.
+    from revact.train.compare import default_jobs
+
+    assert f"{default_jobs(1, 'auto')} run(s) at once" in again.stdout
 
 
 def test_compare_bad_input(tmp_path, cli_env, revact_bin):

@@ -10,8 +10,9 @@ DEFAULT_ACTS = "relu,silu,mish,gelu,acon_c,meta_acon,dyrelu_b,dyrelu_c"
 
 # The default comparison (what `make demo` runs) must finish within 10 minutes on a 2-core
 # CPU: 8 activations x 3 seeds = 24 runs of 2 epochs on a 2,500-image training subset, each
-# tested on 5,000 test images (about 9 minutes with one thread per run). Batch 64 and a short
-# warm-up give these ~80 steps enough to leave chance level; --full keeps batch 128, no warm-up.
+# tested on 5,000 test images (one thread per run: 8 minutes one at a time, 4 with one run
+# per core). Batch 64 and a short warm-up give these ~80 steps enough to leave chance level;
+# --full keeps batch 128, no warm-up.
 COMPARE_DEFAULTS = {"epochs": 2, "train_subset": 2500, "val_subset": 1000, "test_subset": 5000,
                     "batch_size": 64, "warmup_epochs": 0.3}
 QUICK = {"epochs": 1, "train_subset": 512, "val_subset": 256, "test_subset": 500,
@@ -48,8 +49,9 @@ reuses finished runs and resumes interrupted ones.
 
 defaults (the demo): 2 epochs on a 2,500-image training subset, batch 64, warm-up 0.3
 epoch, validation on 1,000, test on 5,000 images; 1 thread per run and one run per core at
-once: the 24 runs finish in about 5 1/2 minutes on 2 CPU cores. --full: all 55,000
-training images, batch 128, no warm-up, all 5,000 validation and 10,000 test images.
+once: the 24 runs finish in about 4 minutes on 2 CPU cores (8 with --jobs 1).
+--full: all 55,000 training images, batch 128, no warm-up, all 5,000 validation and
+10,000 test images.
 --quick: 1 epoch on 512 images, test on 500 (numbers meaningless, for tests).
 Explicit options override these.
 """
