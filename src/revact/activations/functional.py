@@ -145,7 +145,7 @@ def _max_affine_backward(
     if scale is not None and _fused:
         # Two compiled kernels, not one: fused with the per-channel sums, the channel sum
         # for the scale and the broadcast g·s make Inductor's loop nest 5× slower (torch
-        # 2.14). Eager, one body shares the recomputed branches instead (11% faster).
+        # 2.14). Eager, one body shares the recomputed branches instead.
         g_scale = _kernel("max_affine_scale_grad")(g, xc, a, b, scale)
         g_x, g_a, g_b, _ = _kernel("max_affine_grads")(g * scale, xc, a, b, None)
         return g_x, g_a, g_b, g_scale
