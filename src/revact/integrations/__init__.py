@@ -1,0 +1,1 @@
+"""Revact where users already work: any model, Ultralytics YOLO, timm, torchvision, ONNX."""
