@@ -45,7 +45,7 @@ def test_dyrelu_b_channels_last_pools_over_every_position(rng):
 
 def test_elementwise_activations_are_not_wrapped():
     assert isinstance(create_channels_last_act("gelu", channels=8), nn.GELU)
-    assert isinstance(create_channels_last_act("swish", channels=8), ChannelsLast)  # one β per channel
+    assert isinstance(create_channels_last_act("swish", channels=8), ChannelsLast)  # β per channel
 
 
 def test_rejects_scalars():
