@@ -18,6 +18,7 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
+from revact.integrations.ultralytics._hook import register_when_imported
 from revact.optim import param_groups
 from revact.revcol import (
     RevCol,
@@ -30,6 +31,10 @@ from revact.revcol import (
 )
 
 __version__ = "0.1.0"
+
+# Ultralytics' YAML parser learns revact's names as soon as both packages are imported
+# (imports nothing itself; see revact.integrations.ultralytics).
+register_when_imported()
 
 __all__ = [
     "AconA",

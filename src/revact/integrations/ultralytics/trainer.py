@@ -1,0 +1,94 @@
+"""Ultralytics' detection trainer, keeping revact's modules and their optimizer settings.
+
+Pass it as ``YOLO(...).train(trainer=DetectionTrainer, ...)``; ``revact yolo train`` does.
+Its module path is importable, so DDP workers (which unpickle the trainer class) import
+revact, and with it the YAML names.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetectionTrainer
+from ultralytics.utils import LOGGER
+
+from revact.integrations.ultralytics import count_revact_modules
+from revact.optim import decays
+
+__all__ = ["DetectionTrainer", "exempt_from_weight_decay"]
+
+
+def exempt_from_weight_decay(optimizer: torch.optim.Optimizer, model: nn.Module) -> int:
+    """Move every parameter that should not be decayed out of the decayed groups.
+
+    Ultralytics decays any parameter that is neither a bias nor a norm weight, so ACON's
+    ``p1``/``p2``/``β`` (shape ``(1, C, 1, 1)``), Swish's β and RevCol's α and layer scales
+    land in the decayed group, and with MuSGD in the Muon group, which orthogonalises them
+    as if they were conv filters. :func:`revact.optim.decays` is the rule, as for
+    :func:`revact.param_groups`. The moved parameters get a group of their own next to the
+    one they left, with the same settings and ``weight_decay=0``.
+
+    Returns:
+        The number of parameters moved.
+    """
+    exempt = {id(p) for name, p in model.named_parameters() if not decays(name, p)}
+    moved_total = 0
+    for group in list(optimizer.param_groups):
+        if group["weight_decay"] == 0 and not group.get("use_muon", False):
+            continue
+        moved = [p for p in group["params"] if id(p) in exempt]
+        if not moved:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in exempt]
+        settings = {k: v for k, v in group.items() if k != "params"}
+        settings.update(weight_decay=0.0, param_group="activation")
+        if "use_muon" in settings:
+            settings["use_muon"] = False
+        optimizer.add_param_group({"params": moved, **settings})
+        moved_total += len(moved)
+    return moved_total
+
+
+def _same_modules(a: nn.Module, b: nn.Module) -> bool:
+    return count_revact_modules(a) == count_revact_modules(b)
+
+
+class DetectionTrainer(_UltralyticsDetectionTrainer):
+    """Ultralytics' ``DetectionTrainer`` that keeps revact modules and their settings.
+
+    - ``build_optimizer``: no weight decay on activation parameters (see
+      :func:`exempt_from_weight_decay`).
+    - ``get_model``: when training starts from a loaded model (``YOLO("best.pt").train()``)
+      whose revact modules its YAML does not describe (they were swapped in after building,
+      e.g. with :func:`revact.swap_activations`), Ultralytics' rebuild-from-YAML would
+      silently turn them back into SiLU; this trainer trains the loaded model itself.
+    """
+
+    def build_optimizer(self, model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        optimizer = super().build_optimizer(model, *args, **kwargs)
+        moved = exempt_from_weight_decay(optimizer, model)
+        if moved:
+            LOGGER.info(f"revact: {moved} activation/shape parameters moved to weight_decay=0.0")
+        return optimizer
+
+    def get_model(self, cfg=None, weights=None, verbose=True):  # noqa: ANN001
+        model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        if not isinstance(weights, nn.Module) or _same_modules(model, weights):
+            return model
+        if getattr(weights, "nc", None) != self.data["nc"]:
+            raise ValueError(
+                f"the loaded model has revact modules its YAML does not describe, and "
+                f"{weights.nc} classes where the data has {self.data['nc']}: it cannot be "
+                "rebuilt without losing them. Put the activation in the model YAML "
+                "(activation: ChannelAct(...)) to change the number of classes."
+            )
+        LOGGER.info(
+            "revact: training the loaded model itself (its revact modules "
+            f"{dict(count_revact_modules(weights))} are not in its YAML)"
+        )
+        kept = copy.deepcopy(weights).float()
+        for p in kept.parameters():
+            p.requires_grad_(True)
+        return kept
