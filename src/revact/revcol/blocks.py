@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from revact.activations.channels_last import create_channels_last_act
+
+#: An activation as a registry name (``'dyrelu_b'``) or an ``nn.Module`` class.
+ActLayer = str | type[nn.Module]
+
 __all__ = [
+    "ActLayer",
     "LayerNorm2d",
     "DropPath",
     "ConvNeXtBlock",
@@ -72,8 +78,8 @@ class DropPath(nn.Module):
 
 
 class ConvNeXtBlock(nn.Module):
-    r"""ConvNeXt block: depthwise conv → LayerNorm → Linear → GELU → Linear → layer scale →
-    drop path, added to the input.
+    r"""ConvNeXt block: depthwise conv → LayerNorm → Linear → activation → Linear → layer
+    scale → drop path, added to the input.
 
     Args:
         dim: channels in and out.
@@ -81,6 +87,11 @@ class ConvNeXtBlock(nn.Module):
         kernel_size: depthwise kernel size. Default: 3
         layer_scale_init: initial value of ``gamma``; 0 disables layer scale. Default: 1e-6
         drop_path: stochastic depth rate. Default: 0.0
+        act_layer: activation between the two Linear layers, as a registry name or class. It
+            sees the channels-last tensor :math:`(N, H, W, \text{hidden\_dim})`: channel-aware
+            ones (DY-ReLU, ACON) are built for that layout by
+            :func:`~revact.activations.channels_last.create_channels_last_act`. Default:
+            :class:`~torch.nn.GELU`
 
     Shape:
         - Input: :math:`(N, C, H, W)`; output: same shape.
@@ -93,6 +104,7 @@ class ConvNeXtBlock(nn.Module):
         kernel_size: int = 3,
         layer_scale_init: float = 1e-6,
         drop_path: float = 0.0,
+        act_layer: ActLayer = nn.GELU,
     ) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(
@@ -100,7 +112,7 @@ class ConvNeXtBlock(nn.Module):
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
+        self.act = create_channels_last_act(act_layer, hidden_dim)
         self.pwconv2 = nn.Linear(hidden_dim, dim)
         self.gamma = (
             nn.Parameter(torch.full((dim,), layer_scale_init)) if layer_scale_init > 0 else None
@@ -185,6 +197,7 @@ class Level(nn.Module):
         kernel_size: depthwise kernel size.
         first_col: whether this is the first column.
         dp_rates: drop-path rate of every block of a column, in order (``sum(layers)`` values).
+        act_layer: activation of the ConvNeXt blocks. Default: :class:`~torch.nn.GELU`
     """
 
     def __init__(
@@ -195,6 +208,7 @@ class Level(nn.Module):
         kernel_size: int,
         first_col: bool,
         dp_rates: Sequence[float],
+        act_layer: ActLayer = nn.GELU,
     ) -> None:
         super().__init__()
         start = sum(layers[:level])
@@ -202,7 +216,7 @@ class Level(nn.Module):
         self.fusion = Fusion(level, channels, first_col)
         self.blocks = nn.Sequential(
             *(
-                ConvNeXtBlock(c, 4 * c, kernel_size, 1e-6, dp_rates[start + b])
+                ConvNeXtBlock(c, 4 * c, kernel_size, 1e-6, dp_rates[start + b], act_layer)
                 for b in range(layers[level])
             )
         )

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from revact.revcol.blocks import Classifier, Decoder, LayerNorm2d, SimDecoder
+from revact.revcol.blocks import ActLayer, Classifier, Decoder, LayerNorm2d, SimDecoder
 from revact.revcol.reversible import Column, ReconstructionTracker, States, run_segment
 
 __all__ = ["RevCol", "MEMORY_MODES"]
@@ -56,6 +56,14 @@ class RevCol(nn.Module):
             last column instead of logits; no head is built. Default: ``False``
         out_indices: levels returned when ``features_only``. Default: ``(0, 1, 2, 3)``
         in_chans: input channels. Default: 3
+        act_layer: activation of every ConvNeXt block of the columns, as a registry name
+            (``'dyrelu_b'``, ``'acon_c'``, see :func:`revact.list_acts`) or an ``nn.Module``
+            class, as ``act_layer`` in timm. A fresh instance per block; channel-aware ones
+            are applied to the blocks' channels-last tensors (DY-ReLU in its ``'tokens'``
+            layout, ACON through a transpose) and add their parameters under
+            ``subnet{j}.level{i}.blocks.{b}.act``. The reconstruction decoders of
+            ``inter_supv`` keep GELU: they are training-only auxiliary heads, and keeping them
+            fixed keeps their official keys. Default: :class:`~torch.nn.GELU` (official)
 
     Forward returns:
         - ``features_only``: a list of maps at strides 4, 8, 16, 32 (for the chosen levels).
@@ -92,6 +100,7 @@ class RevCol(nn.Module):
         features_only: bool = False,
         out_indices: Sequence[int] = (0, 1, 2, 3),
         in_chans: int = 3,
+        act_layer: ActLayer = nn.GELU,
     ) -> None:
         super().__init__()
         channels, layers = tuple(int(c) for c in channels), tuple(int(n) for n in layers)
@@ -118,7 +127,8 @@ class RevCol(nn.Module):
         # Plain Python (no tensor) so the model can be built on the meta device.
         dp_rates = [drop_path * k / (n - 1) if n > 1 else 0.0 for k in range(n)]
         for j in range(num_subnet):
-            self.add_module(f"subnet{j}", Column(channels, layers, kernel_size, j == 0, dp_rates))
+            column = Column(channels, layers, kernel_size, j == 0, dp_rates, act_layer)
+            self.add_module(f"subnet{j}", column)
 
         if features_only:
             pass

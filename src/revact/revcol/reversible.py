@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from revact.revcol.blocks import Level
+from revact.revcol.blocks import ActLayer, Level
 
 __all__ = ["ALPHA_MIN", "clamp_alpha", "Column", "ReconstructionTracker", "run_segment"]
 
@@ -58,6 +58,7 @@ class Column(nn.Module):
         kernel_size: depthwise kernel size.
         first_col: whether this is the first column (no up paths, no previous states).
         dp_rates: drop-path rate of each block of the column, in order.
+        act_layer: activation of the ConvNeXt blocks. Default: :class:`~torch.nn.GELU`
     """
 
     def __init__(
@@ -67,13 +68,15 @@ class Column(nn.Module):
         kernel_size: int,
         first_col: bool,
         dp_rates: Sequence[float],
+        act_layer: ActLayer = nn.GELU,
     ) -> None:
         super().__init__()
         self.first_col = first_col
         for i, c in enumerate(channels):
             setattr(self, f"alpha{i}", nn.Parameter(torch.full((1, c, 1, 1), 0.5)))
         for i in range(4):
-            setattr(self, f"level{i}", Level(i, channels, layers, kernel_size, first_col, dp_rates))
+            level = Level(i, channels, layers, kernel_size, first_col, dp_rates, act_layer)
+            setattr(self, f"level{i}", level)
 
     def level(self, i: int) -> Level:
         return getattr(self, f"level{i}")
