@@ -1,0 +1,378 @@
+"""swap_activations on real torchvision, timm and Ultralytics models, and its errors."""
+
+import copy
+import io
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported anywhere
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+from torchvision.ops.misc import Conv2dNormActivation
+
+import revact
+from revact.activations.channels_last import ChannelsLast
+from revact.integrations.swap import CallSites, SwapReport, swap_activations
+
+
+def _x(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _new_acts(model, cls=nn.Module):
+    """The revact activations in ``model``, by identity (CallSites and wrappers excluded)."""
+    return [m for m in model.modules()
+            if isinstance(m, cls) and type(m).__module__.startswith("revact.activations")
+            and not isinstance(m, ChannelsLast)]
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def test_resnet50_every_call_site_gets_its_own_activation():
+    model = torchvision.models.resnet50()
+    report = swap_activations(model, "acon_c")
+
+    # Expectation from the architecture: the stem ReLU follows conv1; a Bottleneck calls its
+    # one ReLU after bn1, bn2 and after the residual sum, i.e. on conv1/conv2/conv3 outputs.
+    expected = {"relu": [model.conv1.out_channels]}
+    for name, block in model.named_modules():
+        if isinstance(block, torchvision.models.resnet.Bottleneck):
+            expected[f"{name}.relu"] = [block.conv1.out_channels, block.conv2.out_channels,
+                                        block.conv3.out_channels]
+    assert sum(map(len, expected.values())) == 49 and len(expected) == 17
+    assert len(report) == 49 and report.modules == 17
+
+    got = {}
+    for path in expected:
+        swapped = model.get_submodule(path)
+        sites = swapped.sites if isinstance(swapped, CallSites) else [swapped]
+        assert all(isinstance(s, revact.AconC) for s in sites)
+        got[path] = [s.channels for s in sites]
+    assert got == expected
+    assert len({id(row.module) for row in report}) == 49
+    assert len(_new_acts(model)) == 49
+    for row in report:
+        assert model.get_submodule(row.path) is row.module
+        assert row.old == "ReLU(inplace=True)" and row.new == "AconC" and row.axis == 1
+
+    model.train()
+    model(_x(2, 3, 64, 64)).logsumexp(1).sum().backward()
+    assert all(s.p1.grad is not None for s in _new_acts(model))
+
+
+@pytest.mark.parametrize("act", ["dyrelu_b", "dyrelu_c"])
+def test_relu_init_keeps_resnet18_outputs(act):
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    x = _x(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    report = swap_activations(model, act, relu_init=True)
+    assert len(report) == 17  # 1 stem + 8 BasicBlocks × 2 calls
+    with torch.no_grad():
+        after = model(x)
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+
+
+def test_train_eval_modes_are_kept():
+    model = torchvision.models.resnet18()
+    model.layer1.eval()
+    modes = {name: m.training for name, m in model.named_modules()}
+    swap_activations(model, "acon_c")
+    for name, training in modes.items():
+        assert model.get_submodule(name).training is training, name
+    assert all(s.training for s in model.layer2.modules())
+    assert not any(s.training for s in model.layer1.modules())
+
+
+def test_mobilenet_v2_relu6_to_acon_c():
+    model = torchvision.models.mobilenet_v2(width_mult=0.5, num_classes=10)
+    expected = [blk[0].out_channels for blk in model.modules()
+                if isinstance(blk, Conv2dNormActivation) and isinstance(blk[2], nn.ReLU6)]
+    report = swap_activations(model, "acon_c")
+    assert [row.channels for row in report] == expected
+    assert not any(isinstance(m, nn.ReLU6) for m in model.modules())
+    model(_x(2, 3, 64, 64)).sum().backward()
+
+
+def test_convnext_gelu_after_linear_goes_channels_last():
+    # torchvision's CNBlock: dwconv → Permute → LayerNorm → Linear(C, 4C) → GELU on (N,H,W,4C)
+    model = ConvNeXt([CNBlockConfig(16, 32, 2), CNBlockConfig(32, None, 1)], num_classes=10)
+    report = swap_activations(model, "dyrelu_b")
+    assert [row.channels for row in report] == [64, 64, 128]
+    assert all(row.axis == -1 and row.new == "ChannelsLast(DyReLUB)" for row in report)
+    for row in report:
+        assert row.module.act.layout == "tokens"
+    model(_x(2, 3, 64, 64)).sum().backward()
+
+
+# ----------------------------------------------------------------------------- timm
+
+
+def test_timm_mobilenetv3_leaves_gates_alone():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=10)
+    gates = [n for n, m in model.named_modules() if isinstance(m, nn.Hardsigmoid)]
+    acts = [n for n, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.Hardswish))]
+    report = swap_activations(model, "acon_c")
+    assert len(report) == len(acts) and len(report) > 10
+    assert [n for n, m in model.named_modules() if isinstance(m, nn.Hardsigmoid)] == gates
+    assert not any(isinstance(m, (nn.ReLU, nn.Hardswish)) for m in model.modules())
+    model(_x(2, 3, 64, 64)).sum().backward()
+
+
+def test_timm_vit_mlp_tokens_and_user_sample():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2,
+                              num_classes=10).eval()
+    with pytest.raises(ValueError, match="sample"):  # the default 64×64 does not fit img_size
+        swap_activations(model, "acon_c")
+    report = swap_activations(model, "acon_c", sample=_x(1, 3, 32, 32))
+    assert [(row.channels, row.axis) for row in report] == [(768, -1), (768, -1)]
+    assert model(_x(2, 3, 32, 32)).shape == (2, 10)
+
+
+# ----------------------------------------------------------------------------- Ultralytics
+
+
+@pytest.fixture(scope="module")
+def _yolo():
+    pytest.importorskip("ultralytics")
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+
+
+@pytest.fixture
+def yolo(_yolo):
+    return copy.deepcopy(_yolo)
+
+
+def _convs(model):
+    from ultralytics.nn.modules import Conv
+
+    return [m for m in model.modules() if type(m) is Conv]
+
+
+def test_yolo_shared_silu_becomes_one_activation_per_conv(yolo):
+    from ultralytics.nn.modules import Conv
+
+    convs = _convs(yolo)
+    shared, default = convs[0].act, Conv.default_act
+    assert all(c.act is shared for c in convs)  # the premise: one SiLU, many parents
+    fresh = copy.deepcopy(yolo)
+
+    report = swap_activations(yolo, "acon_c")
+    assert len(report) == len(convs) == report.modules
+    assert all(isinstance(c.act, revact.AconC) for c in convs)
+    assert [c.act.channels for c in convs] == [c.conv.out_channels for c in convs]
+    assert len({id(c.act) for c in convs}) == len(convs)
+    assert Conv.default_act is default and isinstance(default, nn.SiLU)
+
+    yolo.train()
+    opt = torch.optim.SGD(yolo.parameters(), lr=1e-3)
+    preds = yolo(_x(2, 3, 64, 64))
+    loss = sum(t.float().mean() for t in preds.values() if isinstance(t, torch.Tensor))
+    loss.backward()
+    opt.step()
+    assert all(c.act.p1.grad is not None for c in convs)
+
+    # EMA copies, checkpoints and state_dict loading into a freshly swapped model.
+    yolo.eval()
+    x = _x(1, 3, 64, 64, seed=1)
+    with torch.no_grad():
+        ref = yolo(x)[0]
+        assert ref.isfinite().all()
+        buf = io.BytesIO()
+        torch.save(yolo, buf)
+        buf.seek(0)
+        assert torch.equal(torch.load(buf, weights_only=False)(x)[0], ref)
+        assert torch.equal(copy.deepcopy(yolo)(x)[0], ref)
+        swap_activations(fresh, "acon_c")
+        fresh.load_state_dict(yolo.state_dict())
+        assert torch.equal(fresh.eval()(x)[0], ref)
+
+
+def test_yolo_match_glob_swaps_some_registrations_of_a_shared_module(yolo):
+    from ultralytics.nn.modules import Conv
+
+    shared = _convs(yolo)[0].act
+    report = swap_activations(yolo, "acon_c", match="model.2.*")
+    assert report.modules == len(report) > 1
+    for name, conv in yolo.named_modules():
+        if type(conv) is Conv:
+            if name.startswith("model.2."):
+                assert isinstance(conv.act, revact.AconC), name
+            else:
+                assert conv.act is shared, name
+    yolo.eval()(_x(1, 3, 64, 64))
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def test_call_sites_survive_deepcopy_pickle_and_state_dict():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    fresh = copy.deepcopy(model)
+    swap_activations(model, "dyrelu_b")
+    swap_activations(fresh, "dyrelu_b")
+    model.eval()
+    x = _x(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        buf = io.BytesIO()
+        torch.save(model, buf)
+        buf.seek(0)
+        torch.testing.assert_close(torch.load(buf, weights_only=False)(x), ref, rtol=0, atol=0)
+        torch.testing.assert_close(copy.deepcopy(model)(x), ref, rtol=0, atol=0)
+        fresh.load_state_dict(model.state_dict())
+        torch.testing.assert_close(fresh.eval()(x), ref, rtol=0, atol=0)
+    assert "layer1.0.relu.sites.1.fc1.weight" in model.state_dict()
+
+
+# ----------------------------------------------------------------------------- match / exclude
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "n"),
+    [
+        ({}, 17),
+        ({"exclude": "layer4.*"}, 13),
+        ({"exclude": ["layer4.*", "relu"]}, 12),
+        ({"match": "layer1.*"}, 4),
+        ({"match": ["layer1.*", "layer2.0.*"]}, 6),
+        ({"match": lambda path, m: isinstance(m, nn.ReLU) and path.endswith("1.relu")}, 8),
+        ({"match": nn.ReLU, "exclude": lambda path, m: path.startswith("layer")}, 1),
+        ({"match": (nn.ReLU, nn.ReLU6)}, 17),
+    ],
+)
+def test_match_and_exclude(kwargs, n):
+    model = torchvision.models.resnet18()
+    assert len(swap_activations(model, "acon_c", **kwargs)) == n
+
+
+def test_match_by_class_reaches_gates():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Sigmoid(), nn.Conv2d(8, 4, 1), nn.ReLU())
+    report = swap_activations(model, "acon_c", match=nn.Sigmoid)
+    assert [(r.path, r.channels) for r in report] == [("1", 8)]
+    assert isinstance(model[3], nn.ReLU)
+
+
+def test_second_swap_leaves_revact_modules_alone():
+    model = torchvision.models.resnet18()
+    swap_activations(model, "relu", match="layer1.*")  # torch's ReLU: matched again below
+    swap_activations(model, "acon_c")
+    with pytest.raises(ValueError, match="no module of ResNet matches"):
+        swap_activations(model, "dyrelu_b")
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_report_prints_an_aligned_table():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64 * 64, 5),
+                          nn.GELU())
+    report = swap_activations(model, "acon_c")
+    assert isinstance(report, SwapReport) and len(report) == 2
+    assert [r.path for r in report] == ["1", "4"]
+    assert report[1].channels == 5 and report[1].axis == -1  # (N, C) goes channels-last
+    lines = str(report).splitlines()
+    assert lines[0].split() == ["path", "old", "new", "channels", "axis"]
+    assert lines[1].replace(" ", "").strip("-") == ""
+    assert lines[2].split() == ["1", "ReLU()", "AconC", "8", "1"]
+    assert lines[3].split() == ["4", "GELU(approximate='none')", "ChannelsLast(AconC)", "5", "-1"]
+    assert {len(line) for line in lines[1:4]} == {len(lines[1])}  # right-aligned numbers
+    assert lines[-1] == "2 call sites in 2 modules replaced"
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+class _Stranger(nn.Module):
+    """Calls its child's activation itself: that call belongs to no registration."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = _Block()
+
+    def forward(self, x):
+        return self.block.act(self.block(x))
+
+
+class _Repeat(nn.Module):
+    """Calls its activation once per 8 pixels of width: a data-dependent number of times."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        x = self.conv(x)
+        for _ in range(x.shape[-1] // 8):
+            x = self.act(x)
+        return x
+
+
+def test_call_from_a_module_that_does_not_own_it_is_an_error():
+    model = _Stranger()
+    with pytest.raises(RuntimeError, match=r"'block\.act'.*called by '<_Stranger>'.*not own"):
+        swap_activations(model, "acon_c")
+    assert isinstance(model.block.act, nn.ReLU)  # nothing was replaced
+
+
+def test_data_dependent_call_count_is_an_error():
+    model = _Repeat()
+    report = swap_activations(model, "acon_c", sample=_x(1, 3, 16, 16))
+    assert [r.path for r in report] == ["act.sites.0", "act.sites.1"]
+    assert model(_x(1, 3, 16, 16)).shape == (1, 4, 16, 16)
+    with pytest.raises(RuntimeError, match=r"'act' was traced as called 2 times.*called it 1"):
+        model(_x(1, 3, 8, 8))
+    with pytest.raises(RuntimeError, match="called it more than 2 times"):
+        model(_x(1, 3, 8, 24))
+    assert model(_x(1, 3, 4, 16)).shape == (1, 4, 4, 16)  # the count is reset per forward
+
+
+def test_module_never_called_is_an_error():
+    model = torchvision.models.resnet18()
+    model.spare = nn.ReLU()
+    with pytest.raises(RuntimeError, match="'spare' never ran"):
+        swap_activations(model, "acon_c")
+    assert len(swap_activations(model, "acon_c", exclude="spare")) == 17
+
+
+def test_argument_errors():
+    model = torchvision.models.resnet18()
+    with pytest.raises(ValueError, match="unknown activation 'acon_d'"):
+        swap_activations(model, "acon_d")
+    with pytest.raises(ValueError, match="relu_init=True needs .* AconC has no relu_init"):
+        swap_activations(model, "acon_c", relu_init=True)
+    with pytest.raises(ValueError, match="expects 3 input channels, the sample has 1"):
+        swap_activations(model, "acon_c", sample=torch.zeros(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="no module of ResNet matches match=<class"):
+        swap_activations(model, "acon_c", match=nn.Tanh)
+    with pytest.raises(ValueError, match="no module .* exclude='\\*'.*leaf module types"):
+        swap_activations(model, "acon_c", exclude="*")
+    with pytest.raises(ValueError, match="no convolution"):
+        swap_activations(nn.Sequential(nn.Linear(3, 3), nn.ReLU()), "acon_c")
+    assert all(isinstance(m.relu, nn.ReLU) for m in model.layer1)
+
+
+def test_relu_init_warns_when_replacing_something_else():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.SiLU())
+    with pytest.warns(UserWarning, match="SiLU modules are replaced too"):
+        swap_activations(model, "dyrelu_b", relu_init=True)
