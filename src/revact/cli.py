@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "revact.activations.commands",
     "revact.plot.commands",
     "revact.train.commands",
+    "revact.data.commands",
     "revact.bench.commands",
 )
 

@@ -1,4 +1,5 @@
-"""Data for training and comparisons: Fashion-MNIST IDX files and ImageFolder trees."""
+"""Data for training and comparisons: Fashion-MNIST IDX files, ImageFolder trees, and a
+YOLO detection set made from Fashion-MNIST."""
 
 from revact.data.datasets import (
     DEBIAN_FASHION_MNIST_DIR,
@@ -11,6 +12,7 @@ from revact.data.datasets import (
     load_fashion_mnist,
     load_image_folder,
 )
+from revact.data.detection import write_detection_dataset, write_preview
 from revact.data.idx import IDXError, read_idx, write_idx
 
 __all__ = [
@@ -25,5 +27,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "read_idx",
+    "write_detection_dataset",
     "write_idx",
+    "write_preview",
 ]
