@@ -56,14 +56,18 @@ class DropPath(nn.Module):
     """Stochastic depth: drops the whole residual branch per sample with probability ``p``.
 
     Draws from the default generator of the input's device, so a replay that restores the RNG
-    state draws the same mask.
+    state draws the same mask. The same draw and maths as :func:`torchvision.ops.
+    stochastic_depth` (``mode='row'``), kept here because importing ``torchvision.ops`` would
+    add seconds to ``import revact`` for four lines.
 
     Args:
-        p: drop probability. Default: 0.0
+        p: drop probability in [0, 1]; 1 drops every sample. Default: 0.0
     """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"drop probability must be in [0, 1], got {p}")
         self.p = float(p)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -71,7 +75,8 @@ class DropPath(nn.Module):
             return x
         keep = 1.0 - self.p
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask.div_(keep)
+        # p = 1: the mask is all zeros; rescaling it would be 0/0.
+        return x * (mask.div_(keep) if keep > 0.0 else mask)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

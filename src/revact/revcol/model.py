@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,9 +13,39 @@ from torch import Tensor, nn
 from revact.revcol.blocks import ActLayer, Classifier, Decoder, LayerNorm2d, SimDecoder
 from revact.revcol.reversible import Column, ReconstructionTracker, States, run_segment
 
-__all__ = ["RevCol", "MEMORY_MODES"]
+__all__ = ["RevCol", "MEMORY_MODES", "MIN_INPUT_SIZE"]
 
 MEMORY_MODES = ("none", "column", "full")
+
+#: Smallest input side: the stem (stride 4) and three stride-2 downsamplings leave 1 pixel.
+MIN_INPUT_SIZE = 32
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int, or None when it is not integral (a bool, 64.5, "64")."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _int_arg(name: str, value: Any, minimum: int) -> int:
+    v = _as_int(value)
+    if v is None or v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return v
+
+
+def _level_args(name: str, values: Any, minimum: int, meaning: str) -> tuple[int, ...]:
+    """Four ints >= ``minimum``, one per level."""
+    got = tuple(map(_as_int, values)) if isinstance(values, Sequence) else ()
+    if len(got) != 4 or any(v is None or v < minimum for v in got):
+        raise ValueError(
+            f"{name} must be four ints >= {minimum} ({meaning}, one per level), got {values!r}"
+        )
+    return got
 
 
 class RevCol(nn.Module):
@@ -56,6 +87,10 @@ class RevCol(nn.Module):
             last column instead of logits; no head is built. Default: ``False``
         out_indices: levels returned when ``features_only``. Default: ``(0, 1, 2, 3)``
         in_chans: input channels. Default: 3
+        pad_small_inputs: zero-pad inputs smaller than 32 pixels on a side, equally on both
+            sides, up to 32 (e.g. 28×28 Fashion-MNIST) instead of raising. Padding rather than
+            resizing keeps every pixel as it is; feature maps then include the border.
+            Default: ``False``
         act_layer: activation of every ConvNeXt block of the columns, as a registry name
             (``'dyrelu_b'``, ``'acon_c'``, see :func:`revact.list_acts`) or an ``nn.Module``
             class, as ``act_layer`` in timm. A fresh instance per block; channel-aware ones
@@ -101,13 +136,27 @@ class RevCol(nn.Module):
         out_indices: Sequence[int] = (0, 1, 2, 3),
         in_chans: int = 3,
         act_layer: ActLayer = nn.GELU,
+        pad_small_inputs: bool = False,
     ) -> None:
         super().__init__()
-        channels, layers = tuple(int(c) for c in channels), tuple(int(n) for n in layers)
-        if len(channels) != 4 or len(layers) != 4:
-            raise ValueError("RevCol has four levels: give four channels and four layer counts")
-        if num_subnet < 1:
-            raise ValueError(f"num_subnet must be >= 1, got {num_subnet}")
+        channels = _level_args("channels", channels, 1, "channels")
+        # A level may have no blocks (fusion only), as in the official code; a column may not.
+        layers = _level_args("layers", layers, 0, "blocks")
+        if sum(layers) == 0:
+            raise ValueError(f"layers must give at least one block in total, got {layers}")
+        num_subnet = _int_arg("num_subnet", num_subnet, 1)
+        in_chans = _int_arg("in_chans", in_chans, 1)
+        if not features_only:  # no head is built otherwise
+            num_classes = _int_arg("num_classes", num_classes, 1)
+        k = _as_int(kernel_size)
+        if k is None or k < 1 or k % 2 == 0:
+            # "Same" padding of (k - 1) // 2 keeps the map size, and so the residual, only
+            # for odd kernels.
+            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+        if not 0.0 <= drop_path < 1.0:
+            # The last block of every column gets the full rate: 1 would drop it in every
+            # training step and keep it at inference.
+            raise ValueError(f"drop_path must be in [0, 1), got {drop_path!r}")
         if inter_supv and features_only:
             raise ValueError("inter_supv and features_only exclude each other")
         if inter_supv and num_subnet % 4:
@@ -118,6 +167,7 @@ class RevCol(nn.Module):
         self.channels, self.layers, self.num_subnet = channels, layers, num_subnet
         self.num_classes, self.inter_supv, self.in_chans = num_classes, inter_supv, in_chans
         self.features_only, self.out_indices = features_only, out_indices
+        self.pad_small_inputs = pad_small_inputs
         self.num_features = channels[-1]
 
         self.stem = nn.Sequential(
@@ -231,10 +281,24 @@ class RevCol(nn.Module):
         return any(p.requires_grad for j in range(self.num_subnet)
                    for p in self._column(j).parameters())
 
+    def _fit_input(self, x: Tensor) -> Tensor:
+        """``x`` padded to the 32-pixel minimum where allowed; an error where not."""
+        h, w = x.shape[-2:]
+        if h >= MIN_INPUT_SIZE and w >= MIN_INPUT_SIZE:
+            return x
+        if not self.pad_small_inputs:
+            raise ValueError(
+                f"RevCol needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels "
+                f"(stride 32 at level 3), got {h}x{w}; build it with pad_small_inputs=True "
+                f"to zero-pad smaller ones"
+            )
+        ph, pw = max(MIN_INPUT_SIZE - h, 0), max(MIN_INPUT_SIZE - w, 0)
+        return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
     def _run_columns(
         self, x: Tensor, on_tap: Callable[[int, Tensor], None] | None = None
     ) -> States:
-        x = self.stem(x)
+        x = self.stem(self._fit_input(x))
         taps = self._tap_columns() if on_tap is not None else {}
         reversible = self._use_reversible(x)
         if reversible:
@@ -267,12 +331,13 @@ class RevCol(nn.Module):
 
     def forward_supervised(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Outputs of intermediate supervision (needs ``inter_supv``): four logits and three
-        reconstructions resized to the input's size."""
+        reconstructions of the input's size."""
         if not self.inter_supv:
             raise RuntimeError("forward_supervised needs inter_supv=True")
         logits: list[Tensor] = []
         images: list[Tensor] = []
-        size = x.shape[-2:]
+        fitted = self._fit_input(x)
+        size = fitted.shape[-2:]
 
         def tap(h: int, c3: Tensor) -> None:
             logits.append(self.cls_blocks[h](c3))
@@ -282,5 +347,9 @@ class RevCol(nn.Module):
                     img = F.interpolate(img, size=size, mode="bilinear", align_corners=False)
                 images.append(img)
 
-        self._run_columns(x, tap)
+        self._run_columns(fitted, tap)
+        if fitted is not x:  # padded: cut the reconstructions back to the image (centred)
+            (h, w), (ph, pw) = x.shape[-2:], size
+            top, left = (ph - h) // 2, (pw - w) // 2
+            images = [img[..., top:top + h, left:left + w] for img in images]
         return logits, images
