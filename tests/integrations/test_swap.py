@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 from torchvision.models.convnext import CNBlockConfig, ConvNeXt
-from torchvision.ops.misc import Conv2dNormActivation
+from torchvision.ops.misc import Conv2dNormActivation, Permute
 
 import revact
 from revact.activations.channels_last import ChannelsLast
@@ -107,6 +107,18 @@ def test_convnext_gelu_after_linear_goes_channels_last():
     for row in report:
         assert row.module.act.layout == "tokens"
     model(_x(2, 3, 64, 64)).sum().backward()
+
+
+def test_channel_axis_follows_the_producing_module():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 1), torchvision.models.convnext.LayerNorm2d(8), nn.ReLU(),  # NCHW
+        Permute([0, 2, 3, 1]), nn.Linear(8, 6), nn.GELU(), nn.Dropout(), nn.ReLU(),  # NHWC
+        Permute([0, 3, 1, 2]), nn.ReLU(),                                            # NCHW
+    )
+    report = swap_activations(model, "acon_c")
+    assert [(r.path, r.channels, r.axis) for r in report] == [
+        ("2", 8, 1), ("5", 6, -1), ("7", 6, -1), ("9", 6, 1)]
+    assert model(_x(2, 3, 5, 7)).shape == (2, 6, 5, 7)
 
 
 # ----------------------------------------------------------------------------- timm
@@ -359,6 +371,8 @@ def test_argument_errors():
     model = torchvision.models.resnet18()
     with pytest.raises(ValueError, match="unknown activation 'acon_d'"):
         swap_activations(model, "acon_d")
+    with pytest.raises(TypeError, match="do not pass channels="):
+        swap_activations(model, "acon_c", channels=8)
     with pytest.raises(ValueError, match="relu_init=True needs .* AconC has no relu_init"):
         swap_activations(model, "acon_c", relu_init=True)
     with pytest.raises(ValueError, match="expects 3 input channels, the sample has 1"):

@@ -66,9 +66,10 @@ class CallSites(nn.Module):
 
     Example::
 
-        >>> relu = CallSites([revact.AconC(64), revact.AconC(256)], "layer1.0.relu")
-        >>> relu(torch.randn(1, 64, 8, 8)).shape   # then relu(...) on 256 channels
-        torch.Size([1, 64, 8, 8])
+        >>> model = torchvision.models.resnet50()
+        >>> swap_activations(model, "acon_c")
+        >>> [site.channels for site in model.layer1[0].relu.sites]   # after bn1, bn2, the sum
+        [64, 64, 256]
     """
 
     def __init__(self, sites: Sequence[nn.Module], path: str, parent: str = "its parent") -> None:
@@ -107,23 +108,27 @@ class CallSites(nn.Module):
 # The parent's hooks are instances of top-level classes, not closures, so that the model
 # still pickles (torch.save of the whole model) and deep-copies (EMA copies); they find
 # their CallSites by attribute name, which stays right in any copy.
-class _ResetCallSites:
+class _CallSitesHook:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
 
+    def _sites(self, module: nn.Module) -> Iterator[CallSites]:
+        for name in self.names:
+            sites = module._modules.get(name)
+            if isinstance(sites, CallSites):  # unless replaced again since
+                yield sites
+
+
+class _ResetCallSites(_CallSitesHook):
     def __call__(self, module: nn.Module, args: Any) -> None:
-        for name in self.names:
-            sites = module._modules.get(name)
-            if isinstance(sites, CallSites):
-                sites.reset()
+        for sites in self._sites(module):
+            sites.reset()
 
 
-class _CheckCallSites(_ResetCallSites):
+class _CheckCallSites(_CallSitesHook):
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        for name in self.names:
-            sites = module._modules.get(name)
-            if isinstance(sites, CallSites):
-                sites.check()
+        for sites in self._sites(module):
+            sites.check()
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,9 @@ def swap_activations(
         >>> print(report)                  # path, old, new, channels, axis
     """
     cls = _activation_class(act)
+    if "channels" in act_kwargs:
+        raise TypeError("swap_activations finds the channel count of each call site itself: "
+                        "do not pass channels=")
     if relu_init:
         if "relu_init" not in inspect.signature(cls).parameters:
             raise ValueError(
@@ -377,7 +385,8 @@ def _describe(match: Match | None) -> str:
 def _is_revact(module: nn.Module) -> bool:
     # Activations already swapped in (and their insides, e.g. DY-ReLU's hyper-function)
     # are never targets, so swapping twice touches only what is left.
-    return isinstance(module, CallSites) or type(module).__module__.startswith("revact.")
+    return isinstance(module, CallSites) or type(module).__module__.startswith(
+        "revact.activations")
 
 
 def _find_slots(
@@ -457,7 +466,10 @@ class _Tracer:
                 if axis is None:
                     if id(y) in self.axes:  # a child produced it (or it was changed in place)
                         continue
-                    axis = self.axes.get(id(source), (None, None))[1]
+                    # Shape-preserving modules (dropout, activations, scales) keep the
+                    # input's layout; a Permute or a reshape does not.
+                    if source is not None and source.shape == y.shape:
+                        axis = self.axes.get(id(source), (None, None))[1]
                 self.axes[id(y)] = (y, axis)
 
     def _channels(self, module: nn.Module, caller: nn.Module | None, x: Any) -> tuple[int, int]:
