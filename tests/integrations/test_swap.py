@@ -359,6 +359,27 @@ def test_data_dependent_call_count_is_an_error():
     assert model(_x(1, 3, 4, 16)).shape == (1, 4, 4, 16)  # the count is reset per forward
 
 
+class _Twice(nn.Module):
+    """Runs one block twice (shared weights): its activation is shared by both runs too."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x), self.block(x[..., :8])
+
+
+def test_parent_run_twice_shares_its_call_sites():
+    model = _Twice(_Block())
+    report = swap_activations(model, "acon_c")
+    assert [(r.path, r.channels) for r in report] == [("block.act", 4)]
+
+    model = _Twice(_Repeat())  # 2 calls on 16 pixels of width, 1 call on 8
+    with pytest.raises(RuntimeError, match=r"'block\.act' is called differently"):
+        swap_activations(model, "acon_c", sample=_x(1, 3, 16, 16))
+
+
 def test_module_never_called_is_an_error():
     model = torchvision.models.resnet18()
     model.spare = nn.ReLU()

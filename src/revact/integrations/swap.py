@@ -293,7 +293,7 @@ def swap_activations(
     if sample is None:
         sample = _default_sample(model)
     calls = _trace(model, sample, targets)
-    sites = _resolve(model, slots, targets, calls)
+    sites = _resolve(model, slots, calls)
 
     if relu_init:
         not_relu = sorted({type(s.parent._modules[s.name]).__name__ for s in sites
@@ -546,7 +546,6 @@ def _sample_error(model: nn.Module, sample: Any, error: Exception) -> ValueError
 def _resolve(
     model: nn.Module,
     slots: dict[tuple[int, str], _Slot],
-    targets: set[nn.Module],
     calls: list[_Call],
 ) -> dict[_Slot, list[tuple[int, int]]]:
     """The (channels, axis) of each call site of each selected slot, in call order."""
