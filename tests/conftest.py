@@ -1,5 +1,19 @@
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
+
+# Ultralytics reads these when it is first imported, which may happen while tests are
+# collected: no network, no automatic pip installs, and a throwaway settings folder
+# instead of the user's. Subprocesses started by tests inherit them.
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_AUTOINSTALL"] = "False"
+if "YOLO_CONFIG_DIR" not in os.environ:
+    os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="revact-yolo-settings-")
+    atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

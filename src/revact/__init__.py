@@ -18,6 +18,7 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
+from revact.integrations.swap import CallSites, SwapReport, swap_activations
 from revact.integrations.ultralytics._hook import register_when_imported
 from revact.optim import param_groups
 from revact.revcol import (
@@ -50,6 +51,9 @@ __all__ = [
     "get_act_layer",
     "list_acts",
     "param_groups",
+    "swap_activations",
+    "SwapReport",
+    "CallSites",
     "RevCol",
     "RevColLoss",
     "revcol_tiny",

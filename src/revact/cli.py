@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "revact.plot.commands",
     "revact.train.commands",
     "revact.data.commands",
+    "revact.integrations.ultralytics.commands",
     "revact.bench.commands",
 )
 

@@ -6,7 +6,8 @@ visible to Ultralytics' YAML parser by :func:`revact.integrations.ultralytics.re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -100,6 +101,24 @@ def resolve_pending_act(parent: nn.Module, name: str, child: nn.Module) -> nn.Mo
     return None
 
 
+def _variant(variant: str | Mapping[str, Any]) -> tuple[Sequence[int], Sequence[int], int, float]:
+    if isinstance(variant, Mapping):
+        keys = {"channels", "layers", "columns"}
+        if set(variant) != keys:
+            raise ValueError(
+                f"a custom RevCol variant needs exactly the keys {sorted(keys)}, "
+                f"got {sorted(variant)}"
+            )
+        return variant["channels"], variant["layers"], variant["columns"], 0.0
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"unknown RevCol variant {variant!r}; known: {', '.join(VARIANTS)}, or a mapping "
+            "{channels: [...], layers: [...], columns: n}"
+        )
+    channels, layers, columns, drop_path, _ = VARIANTS[variant]
+    return channels, layers, columns, drop_path
+
+
 class RevColBackbone(nn.Module):
     r"""RevCol as the first layer of an Ultralytics model: returns its four feature maps.
 
@@ -113,7 +132,9 @@ class RevColBackbone(nn.Module):
           - [0, 1, Index, [512, 3]]           # 3: P5/32
 
     Args:
-        variant: a published size (``tiny``, ``small``, ``base``, ``large``, ``xlarge``).
+        variant: a published size (``tiny``, ``small``, ``base``, ``large``, ``xlarge``), or
+            a mapping ``{channels: [..4..], layers: [..4..], columns: n}`` for a custom one
+            (drop path 0 unless given).
         act: the ConvNeXt blocks' activation (name or class). Default: GELU, as published.
         memory: RevCol's memory mode (``'none'``, ``'column'``, ``'full'``). Default:
             ``'none'``, as the authors used it for detection (fastest).
@@ -127,16 +148,14 @@ class RevColBackbone(nn.Module):
 
     def __init__(
         self,
-        variant: str = "tiny",
+        variant: str | Mapping[str, Any] = "tiny",
         act: str | type[nn.Module] | None = None,
         memory: str = "none",
         drop_path: float | None = None,
         in_chans: int = 3,
     ) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown RevCol variant {variant!r}; known: {', '.join(VARIANTS)}")
-        channels, layers, columns, default_drop, _ = VARIANTS[variant]
+        channels, layers, columns, default_drop = _variant(variant)
         extra = {} if act is None else {"act_layer": act}
         self.variant = variant
         self.body = RevCol(
