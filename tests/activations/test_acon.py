@@ -186,6 +186,27 @@ def test_meta_acon_trains_with_batch_size_one(rng):
     assert not torch.equal(m.bn1.running_mean, before["bn1.running_mean"])
 
 
+def test_meta_acon_nan_in_training_behaves_like_batchnorm_and_is_documented(rng):
+    # Issue 11, defect 10: the decision is torch's BatchNorm behaviour, written down, with
+    # a way back. A guard would not save a network whose own BatchNorms see the batch too.
+    m, bn = MetaAcon(8).train(), torch.nn.BatchNorm2d(8).train()
+    x = torch.randn(4, 8, 5, 5, generator=rng)
+    x[1, 2, 3, 4] = float("nan")
+    m(x), bn(x)
+    for stats in (m.bn1.running_mean, m.bn2.running_var, bn.running_mean):
+        assert stats.isnan().any()  # poisoned, alike
+    clean = torch.randn(3, 8, 5, 5, generator=rng)
+    assert m.eval()(clean).isnan().all()
+    for b in (m.bn1, m.bn2):  # the documented recovery
+        b.reset_running_stats()
+    assert m(clean).isfinite().all()
+    # Eval mode: a non-finite sample affects only its own output.
+    y = m(torch.cat([x[1:2], clean]))
+    assert y[0].isnan().any() and y[1:].isfinite().all()
+    doc = " ".join(MetaAcon.__doc__.split())
+    assert "writes NaN into G's running statistics" in doc and "reset_running_stats()" in doc
+
+
 @pytest.mark.parametrize("name", ["acon_a", "acon_b", "acon_c", "meta_acon"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gradcheck(name, shape, rng, gradcheck_module):

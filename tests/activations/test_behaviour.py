@@ -101,3 +101,21 @@ def test_fused_kernels_give_the_same_numbers(rng):
         torch.testing.assert_close(fused, eager)
         for g, h in zip(fused_grads, grads, strict=True):
             torch.testing.assert_close(g, h)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")  # deprecated in torch 2.x, still used
+def test_jit_trace_passes_its_own_check(name, rng):
+    # Issue 11: Ultralytics' TorchScript export traces the model; the trace's default
+    # check re-traces under no_grad, where the kernels used to switch to in-place steps.
+    import warnings
+
+    torch.manual_seed(0)
+    m = _build(name, 8).eval()
+    x = torch.randn(2, 8, 6, 6, generator=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)  # no constant-folded checks
+        traced = torch.jit.trace(m, x)  # check_trace=True: raises TracingCheckError
+    other = torch.randn(3, 8, 5, 7, generator=rng)  # the trace generalises over N, H, W
+    with torch.no_grad():
+        torch.testing.assert_close(traced(other), m(other), rtol=0, atol=0)

@@ -126,3 +126,29 @@ def test_bad_options(name, kwargs, match):
 def test_per_channel_swish_needs_channels():
     with pytest.raises(ValueError, match="channels"):
         revact.Swish(learnable="channel")
+
+
+@pytest.mark.parametrize("name", [*CHANNEL_AWARE, "swish"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_integer_input_is_refused_naming_the_dtype(name, dtype):
+    # Issue 11: an integer tensor came back truncated (AconC gave [3, 1, 0, 2]); torch's
+    # SiLU/GELU refuse such input too.
+    m = create_act(name, channels=4).eval()
+    x = torch.tensor([[[-3], [-1], [1], [3]]]).to(dtype)
+    with pytest.raises(TypeError, match=rf"floating-point tensor.*{dtype}"):
+        m(x)
+
+
+def test_integer_input_is_refused_by_every_swish_and_the_kernels():
+    from revact.activations.functional import acon, max_affine
+
+    x = torch.arange(-2, 2).view(1, 4, 1)
+    for m in (revact.Swish(), revact.Swish(beta=2.0), revact.Swish(learnable="scalar"),
+              revact.Swish(learnable="channel", channels=4)):
+        with pytest.raises(TypeError, match="floating-point tensor"):
+            m(x)
+    one = torch.ones(())
+    with pytest.raises(TypeError, match="acon expects a floating-point tensor"):
+        acon(x, one, one, one)
+    with pytest.raises(TypeError, match="max_affine expects a floating-point tensor"):
+        max_affine(x, torch.ones(1, 4, 1, 2), torch.ones(1, 4, 1, 2))

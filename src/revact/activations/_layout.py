@@ -14,12 +14,30 @@ def check_layout(layout: str) -> str:
     return layout
 
 
+def check_floating(x: Tensor, owner: str) -> None:
+    """Raise a ``TypeError`` unless ``x`` is a floating-point tensor.
+
+    The kernels compute in the promoted dtype and cast the result back to ``x.dtype``;
+    for an integer input that would silently truncate (torch's own SiLU and GELU refuse
+    integer tensors as well).
+    """
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{owner} expects a floating-point tensor (float32, float64, float16 or "
+            f"bfloat16), got dtype {x.dtype}; convert it first, e.g. x.float()"
+        )
+
+
 def check_input(x: Tensor, channels: int, layout: str, owner: str) -> None:
-    """Raise a ``ValueError`` naming what was expected when ``x`` does not fit.
+    """Raise a ``TypeError`` for non-floating input and a ``ValueError`` naming what was
+    expected when the shape does not fit.
 
     ``channels_first`` accepts ``(N, C, L)`` and ``(N, C, H, W)``; ``tokens`` accepts
-    ``(N, L, C)``.
+    ``(N, L, C)``. While ``torch.jit.trace`` records, the channel count is not compared:
+    the trace could not keep the check (it would only warn that it is constant), and the
+    traced weights fix the channel count anyway.
     """
+    check_floating(x, owner)
     if layout == "channels_first":
         if x.dim() not in (3, 4):
             raise ValueError(
@@ -34,7 +52,7 @@ def check_input(x: Tensor, channels: int, layout: str, owner: str) -> None:
                 f"got a {x.dim()}-D tensor of shape {tuple(x.shape)}"
             )
         got = x.shape[-1]
-    if got != channels:
+    if not torch.jit.is_tracing() and got != channels:
         raise ValueError(
             f"{owner} was built for {channels} channels but the input has {got} "
             f"(shape {tuple(x.shape)}, layout={layout!r})"

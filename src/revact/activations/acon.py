@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from revact.activations._layout import (
     check_channels,
+    check_floating,
     check_input,
     full_precision,
     per_channel,
@@ -99,6 +100,8 @@ class Swish(nn.Module):
             self.beta = float(beta)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.learnable != "channel":  # the per-channel form checks in check_input
+            check_floating(x, type(self).__name__)
         if not self.learnable:
             if self.beta == 0.0:
                 return 0.5 * x
@@ -106,7 +109,8 @@ class Swish(nn.Module):
             return F.silu(x) if self.beta == 1.0 else F.silu(self.beta * x) / self.beta
         beta = self.beta
         if self.learnable == "channel":
-            check_input(x, self.channels, "channels_first", "Swish(learnable='channel')")
+            owner = "Swish(learnable='channel')" if type(self) is Swish else type(self).__name__
+            check_input(x, self.channels, "channels_first", owner)
             beta = per_channel(beta, x)
         one = torch.ones((), dtype=x.dtype, device=x.device)
         return acon(x, one, torch.zeros_like(one), beta)
@@ -227,6 +231,19 @@ class MetaAcon(_ChannelwiseAcon):
     take batch statistics of one value per channel. Here, a training-mode forward
     with a single sample normalises with the running statistics instead (as in eval)
     and leaves them unchanged; larger batches use and update batch statistics as usual.
+
+    Non-finite input in training mode: as with every torch BatchNorm layer, a
+    training-mode forward whose input holds a NaN or an infinity writes NaN into G's
+    running statistics (``bn1``, ``bn2``), and from then on every eval-mode output is
+    NaN. This is deliberate: in a network the BatchNorm layers before this one take the
+    same batch and are poisoned alike, so a guard here alone would not save the model,
+    and checking finiteness on every call would stall each CUDA step on a host sync.
+    Stop training on a non-finite loss; to recover a module, reload a checkpoint or call
+    ``bn.reset_running_stats()`` on ``bn1`` and ``bn2`` (then re-estimate them on data).
+    In eval mode a non-finite sample affects only its own output.
+
+    Tracing: ``torch.jit.trace`` works in eval mode (the export case). A training-mode
+    trace records the batch-size-1 branch above for the batch size it was traced with.
 
     Args:
         channels: number of channels C.

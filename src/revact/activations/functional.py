@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from revact.activations._layout import check_floating
+
 __all__ = ["acon", "max_affine", "use_fused_kernels", "fused_kernels_enabled"]
 
 
@@ -54,11 +56,13 @@ class _Ops:
     takes 3-4× one into a touched buffer: benchmarks/cpu_primitives.py),
     so the kernels below overwrite their own temporaries. Only with grad mode off: with
     it on (``create_graph=True``, tracing) autograd records the steps, and double
-    backward needs them out of place.
+    backward needs them out of place. Never while ``torch.jit.trace`` records: its
+    default check re-traces under ``torch.no_grad()`` and compares the two graphs, which
+    must then not differ in ``mul`` against ``mul_``.
     """
 
     def __init__(self) -> None:
-        inplace = not torch.is_grad_enabled()
+        inplace = not torch.is_grad_enabled() and not torch.jit.is_tracing()
         self.mul = Tensor.mul_ if inplace else Tensor.mul
         self.add = Tensor.add_ if inplace else Tensor.add
         self.sub = Tensor.sub_ if inplace else Tensor.sub
@@ -116,7 +120,11 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
 
     Returns:
         A tensor of the shape and dtype of ``x``.
+
+    Raises:
+        TypeError: ``x`` is not a floating-point tensor.
     """
+    check_floating(x, "acon")
     if _needs_autograd(x, p1, p2, beta):
         return _RecomputeFunction.apply("acon", x, p1, p2, beta)
     return _kernel("acon_forward")(x, p1, p2, beta)
@@ -224,8 +232,13 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
 
     Returns:
         A tensor of the shape and dtype of ``x``.
+
+    Raises:
+        TypeError: ``x`` is not a floating-point tensor.
+        ValueError: ``a`` and ``b`` differ in shape.
     """
-    if a.shape != b.shape:
+    check_floating(x, "max_affine")
+    if not torch.jit.is_tracing() and a.shape != b.shape:  # a trace would keep no check
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     if _needs_autograd(x, a, b, scale):
