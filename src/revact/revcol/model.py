@@ -40,7 +40,10 @@ def _int_arg(name: str, value: Any, minimum: int) -> int:
 
 def _level_args(name: str, values: Any, minimum: int, meaning: str) -> tuple[int, ...]:
     """Four ints >= ``minimum``, one per level."""
-    got = tuple(map(_as_int, values)) if isinstance(values, Sequence) else ()
+    try:
+        got = tuple(map(_as_int, values))
+    except TypeError:  # not iterable
+        got = ()
     if len(got) != 4 or any(v is None or v < minimum for v in got):
         raise ValueError(
             f"{name} must be four ints >= {minimum} ({meaning}, one per level), got {values!r}"
