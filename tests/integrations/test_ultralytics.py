@@ -55,8 +55,8 @@ def _activations(model):
 def _fresh_python(code, timeout=240):
     """Run ``code`` in a new interpreter; returns the JSON it prints on its last line.
 
-    The code may call ``census(model)``: the revact modules by class, and whether revact
-    was imported (the code itself never imports it).
+    The code may call ``census(model)``: the revact modules by class, whether revact was
+    imported (the code itself never imports it), and the network attempts made so far.
     """
     code = _CENSUS + textwrap.dedent(code)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
@@ -66,11 +66,17 @@ def _fresh_python(code, timeout=240):
 
 
 _CENSUS = textwrap.dedent("""
+    import sys
+    network = []  # every socket the process opens or name it looks up: there must be none
+    sys.addaudithook(lambda event, args: event in ("socket.connect", "socket.getaddrinfo")
+                     and network.append((event, str(args)[:200])))
+
     def census(model):
-        import collections, sys
+        import collections
         c = collections.Counter(type(m).__name__ for _, m in model.named_modules(
             remove_duplicate=False) if type(m).__module__.startswith("revact."))
-        return {"modules": dict(c), "revact_imported": "revact" in sys.modules}
+        return {"modules": dict(c), "revact_imported": "revact" in sys.modules,
+                "network": network}
 """)
 
 
@@ -163,6 +169,7 @@ def test_fresh_process_loads_validates_predicts(trained_dyrelu, det_data):
                           "boxes": len(boxes)}}))
     """)
     assert got["revact_imported"] and got["modules"]["DyReLUB"] == n == 57
+    assert got["network"] == []
     assert 0.0 <= got["map"] <= 1.0 and got["boxes"] >= 0
 
 
@@ -179,6 +186,7 @@ def test_retraining_from_best_keeps_every_revact_module(trained_dyrelu, det_data
     """)
     assert got["trained"]["modules"]["DyReLUB"] == 57
     assert got["best"]["modules"]["DyReLUB"] == 57
+    assert got["best"]["network"] == []  # no update check, font, AMP check or dataset fetch
 
 
 def test_swapped_model_keeps_its_modules_only_with_revacts_trainer(trained_dyrelu, det_data,
@@ -282,3 +290,27 @@ def test_onnx_export_runs_in_onnxruntime(trained_dyrelu):
         want = model(x)[0].numpy()
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+
+
+def test_revact_yolo_command_errors_are_one_line(capsys):
+    from revact.cli import main
+
+    cases = {
+        ("train", "epochs=1"): "model= is required",
+        ("train", "model=yolov8n-acon_c.yaml", "epoch=1"): "Did you mean epochs?",
+        ("train", "model=yolov8n-acon_c.yaml", "epochs=abc"): "'epochs' must be an int",
+        ("val", "foo"): "expected key=value, got 'foo'",
+        ("val", "model=no/such.pt"): "no/such.pt",
+    }
+    for argv, message in cases.items():
+        assert main(["yolo", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_revact_yolo_models_lists_the_shipped_yamls(capsys):
+    from revact.cli import main
+
+    assert main(["yolo", "models"]) == 0
+    assert capsys.readouterr().out.split() == ry.list_cfgs()
