@@ -1,0 +1,158 @@
+"""ONNX export: every activation, RevCol, a swapped torchvision model and the CLI, each file
+run in ONNX Runtime on another batch size than it was exported with."""
+
+import pytest
+import torch
+from torch import nn
+
+import revact
+from revact.activations.create_act import act_spec, list_acts
+from revact.cli import main
+from revact.integrations.onnx import OnnxExport, export_onnx
+from revact.integrations.onnx_commands import build_model
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+C = 8
+
+
+def _cases() -> list:
+    """(registry name, create_act kwargs, input shape) covering every activation, every
+    Meta-ACON generator and DY-ReLU in both layouts with K = 1..3."""
+    cases = []
+    for name in list_acts():
+        spec = act_spec(name)
+        if spec.family == "dyrelu":
+            for k in (1, 2, 3):
+                cases.append((name, {"k": k}, (2, C, 5, 6)))
+                cases.append((name, {"k": k, "layout": "tokens"}, (2, 7, C)))
+            cases.append((name, {}, (2, C, 9)))
+        elif name == "meta_acon":
+            cases += [(name, {"generator": g}, (2, C, 5, 6)) for g in revact.MetaAcon.GENERATORS]
+        else:
+            cases.append((name, {}, (2, C, 5, 6)))
+    cases.append(("swish", {"learnable": "scalar", "beta": 1.5}, (2, C, 5, 6)))
+    cases.append(("swish", {"beta": 1.5}, (2, C, 5, 6)))
+    return cases
+
+
+
+def _id(case) -> str:
+    name, kwargs, shape = case
+    return "-".join([name, *(f"{k}={v}" for k, v in kwargs.items()), f"{len(shape)}d"])
+
+
+def _batch_axis(path) -> str:
+    """The name (dynamic) or size (static) of the input's first axis in the file."""
+    dim = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_param or str(dim.dim_value)
+
+
+@pytest.mark.parametrize("case", _cases(), ids=_id)
+def test_every_activation_exports(case, tmp_path):
+    name, kwargs, shape = case
+    channels = C if act_spec(name).channel_arg else None
+    act = revact.create_act(name, channels=channels, **kwargs)
+    result = export_onnx(act, torch.randn(shape), tmp_path / "act.onnx")
+    assert result.check_batch == shape[0] + 1
+    assert result.max_abs_diff <= 1e-4
+    model = onnx.load(str(result.path))
+    assert model.opset_import[0].version == 17
+    assert _batch_axis(result.path) == "batch"
+
+
+def test_train_mode_is_restored_and_eval_mode_exported(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, C, 3), nn.BatchNorm2d(C), revact.MetaAcon(C, r=2))
+    model.train()
+    model(torch.randn(4, 3, 8, 8))  # running statistics away from their initial values
+    model[1].eval()  # one module already in eval mode stays so
+    result = export_onnx(model, torch.randn(2, 3, 8, 8), tmp_path / "m.onnx")
+    assert result.max_abs_diff <= 1e-4
+    assert [m.training for m in model] == [True, False, True]
+    assert model[2].bn1.training
+
+
+def test_revcol_classifier_and_features(tmp_path):
+    model = revact.RevCol((8, 16, 32, 64), (1, 1, 1, 1), 2, num_classes=10)
+    result = export_onnx(model, torch.randn(1, 3, 64, 64), tmp_path / "revcol.onnx")
+    assert result.max_abs_diff <= 1e-4 and model.training
+
+    backbone = revact.RevCol((8, 16, 32, 64), (1, 1, 1, 1), 2, features_only=True,
+                             out_indices=(1, 2, 3), act_layer="dyrelu_b")
+    result = export_onnx(backbone, torch.randn(1, 3, 64, 64), tmp_path / "features.onnx")
+    outputs = onnx.load(str(result.path)).graph.output
+    assert [o.name for o in outputs] == ["output0", "output1", "output2"]
+    assert all(o.type.tensor_type.shape.dim[0].dim_param == "batch" for o in outputs)
+    assert result.max_abs_diff <= 1e-4
+
+
+def test_swapped_torchvision_resnet(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(num_classes=10)
+    sample = torch.randn(1, 3, 32, 32)
+    revact.swap_activations(model, "dyrelu_b", sample=sample)
+    # The block's one ReLU, called twice, became two call sites with a per-forward count.
+    assert isinstance(model.layer1[0].relu, revact.CallSites)
+    result = export_onnx(model, sample, tmp_path / "r18.onnx")
+    assert result.max_abs_diff <= 1e-4
+    # The export's forward passes leave the call counters consistent for the next one.
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+
+
+def test_static_batch_and_no_check(tmp_path):
+    act = revact.AconC(C)
+    result = export_onnx(act, torch.randn(3, C, 4, 4), tmp_path / "a.onnx", opset=18,
+                         dynamic_batch=False)
+    assert result.check_batch == 3 and _batch_axis(result.path) == "3"
+    assert onnx.load(str(result.path)).opset_import[0].version == 18
+    unchecked = export_onnx(act, torch.randn(3, C, 4, 4), tmp_path / "b.onnx", check=False)
+    assert unchecked == OnnxExport(tmp_path / "b.onnx", 17, True)
+
+
+class _CallCounter(nn.Module):
+    """Its output depends on Python state the trace fixes: the file cannot match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * self.calls
+
+
+def test_mismatch_raises_with_the_difference(tmp_path):
+    with pytest.raises(RuntimeError, match="differs from PyTorch's by up to"):
+        export_onnx(_CallCounter(), torch.ones(1, 4), tmp_path / "c.onnx")
+
+
+def test_opset_below_17_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="at least 17"):
+        export_onnx(nn.ReLU(), torch.randn(1, 4), tmp_path / "r.onnx", opset=16)
+
+
+def test_cli_exports_and_checks(tmp_path, capsys):
+    out = tmp_path / "sub" / "mbv2.onnx"
+    argv = ["export", "mbv2_tiny", "--input", "1,28,28", "--act", "meta_acon", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "swapped" in printed and "ONNX Runtime check: batch 2" in printed
+    assert out.exists() and _batch_axis(out) == "batch"
+
+
+def test_cli_model_names():
+    torchvision = pytest.importorskip("torchvision")
+    assert isinstance(build_model("revcol_nano", 3), revact.RevCol)
+    assert build_model("mbv2", 3).stem[0].in_channels == 3
+    assert isinstance(build_model("resnet18", 3), torchvision.models.ResNet)
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["export", "no_such_net", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "unknown model 'no_such_net'" in capsys.readouterr().err
+    assert main(["export", "mbv2_tiny", "--act", "dyrelu_bb", "--input", "1,28,28",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    with pytest.raises(SystemExit):
+        main(["export", "mbv2_tiny", "--input", "1x28x28", "--out", str(tmp_path / "x.onnx")])
