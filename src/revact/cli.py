@@ -19,7 +19,6 @@ _COMMAND_MODULES = (
     "revact.train.commands",
     "revact.data.commands",
     "revact.integrations.ultralytics.commands",
-    "revact.integrations.flops_commands",
     "revact.integrations.onnx_commands",
     "revact.bench.commands",
 )
