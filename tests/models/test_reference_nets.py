@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from revact import create_act
+from revact.integrations.flops import count_macs, saved_tensor_mib
 from revact.models import create_model, list_models
-from revact.train.flops import count_macs, saved_tensor_mib
 
 
 @pytest.mark.parametrize("name", ["mbv2", "mbv2_tiny", "resnet8", "resnet14"])
