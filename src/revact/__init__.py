@@ -18,8 +18,12 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
+from revact.integrations import timm as _timm
+from revact.integrations import ultralytics as _ultralytics
+from revact.integrations._import_hook import call_after_import as _call_after_import
+from revact.integrations.flops import FlopReport, count_flops
+from revact.integrations.onnx import export_onnx
 from revact.integrations.swap import CallSites, SwapReport, swap_activations
-from revact.integrations.ultralytics._hook import register_when_imported
 from revact.optim import param_groups
 from revact.revcol import (
     RevCol,
@@ -33,9 +37,10 @@ from revact.revcol import (
 
 __version__ = "0.1.0"
 
-# Ultralytics' YAML parser learns revact's names as soon as both packages are imported
-# (imports nothing itself; see revact.integrations.ultralytics).
-register_when_imported()
+# As soon as both packages are imported (revact imports neither): Ultralytics' YAML parser
+# learns revact's layer names, timm learns revcol_tiny ... revcol_xlarge.
+_call_after_import("ultralytics.nn.tasks", _ultralytics.register)
+_call_after_import("timm", _timm.register)
 
 __all__ = [
     "AconA",
@@ -52,8 +57,11 @@ __all__ = [
     "list_acts",
     "param_groups",
     "swap_activations",
+    "count_flops",
+    "FlopReport",
     "SwapReport",
     "CallSites",
+    "export_onnx",
     "RevCol",
     "RevColLoss",
     "revcol_tiny",

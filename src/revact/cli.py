@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "revact.train.commands",
     "revact.data.commands",
     "revact.integrations.ultralytics.commands",
+    "revact.integrations.flops_commands",
     "revact.integrations.onnx_commands",
     "revact.bench.commands",
 )

@@ -1,12 +1,12 @@
 """RevCol in timm: ``timm.create_model('revcol_tiny', ...)`` once revact and timm are imported.
 
-``import revact`` calls :func:`register_when_imported`: it registers ``revcol_tiny`` …
-``revcol_xlarge`` at once when timm is already imported, and otherwise right after timm is
-(a one-shot import hook), so ``import revact`` never imports timm itself. The registered
-models are :class:`RevColTimm`, a :class:`~revact.revcol.RevCol` with timm's model interface and
-the official checkpoint keys, so timm's features (``features_only``, ``pretrained``,
-``pretrained_cfg_overlay=dict(file=...)``, ``num_classes`` changes, ``in_chans`` adaptation,
-``checkpoint_path``) work on it.
+``import revact`` runs :func:`register` through
+:func:`~revact.integrations._import_hook.call_after_import`: at once when timm is already
+imported, otherwise right after it is, so ``import revact`` never imports timm itself. The
+registered models are :class:`RevColTimm`, a :class:`~revact.revcol.RevCol` with timm's
+model interface and the official checkpoint keys, so timm's features (``features_only``,
+``pretrained``, ``pretrained_cfg_overlay=dict(file=...)``, ``num_classes`` changes,
+``in_chans`` adaptation, ``checkpoint_path``) work on it.
 
 Example::
 
@@ -22,21 +22,15 @@ Example::
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import operator
-import sys
-import warnings
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
 from torch import Tensor, nn
 
 from revact.revcol import VARIANTS, RevCol
 
-__all__ = ["RevColTimm", "checkpoint_filter_fn", "register", "register_when_imported"]
+__all__ = ["RevColTimm", "checkpoint_filter_fn", "register"]
 
 _NUM_LEVELS = 4
 _GITHUB = "https://github.com/megvii-research/RevCol/releases/download/checkpoint/"
@@ -255,50 +249,4 @@ def register() -> None:
     default_cfgs.update(generate_default_cfgs(_CFGS))
     for variant in VARIANTS:
         register_model(_entrypoint(variant))
-
-
-def _register_quietly() -> None:
-    # Runs inside someone's `import timm`: a timm release we do not fit must not break it.
-    try:
-        register()
-    except Exception as e:  # noqa: BLE001 - any failure here is reported, never raised
-        warnings.warn(f"revact could not register RevCol with timm: {e!r}", stacklevel=2)
-
-
-class _RegisteringLoader(importlib.abc.Loader):
-    """Runs timm's loader, then registers; anything else is the original loader's."""
-
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self._loader = loader
-
-    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, ...
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        _register_quietly()
-
-
-class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Finds ``timm`` through the other finders and wraps its loader (one shot)."""
-
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib's signature
-        if fullname != "timm":
-            return None
-        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
-
-
-def register_when_imported() -> None:
-    """Register now if timm is imported, else right after it is; never imports timm."""
-    if "timm" in sys.modules:
-        _register_quietly()
-    elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterAfterImport())
 
