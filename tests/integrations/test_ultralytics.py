@@ -314,3 +314,18 @@ def test_revact_yolo_models_lists_the_shipped_yamls(capsys):
 
     assert main(["yolo", "models"]) == 0
     assert capsys.readouterr().out.split() == ry.list_cfgs()
+
+
+def test_ultralytics_gflops_count_revact_activations():
+    from ultralytics.utils.torch_utils import get_flops
+
+    from revact.integrations.flops import count_flops
+
+    plain = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    dyrelu = DetectionModel(ry.model_cfg("yolov8n-dyrelu_b.yaml"), nc=3, verbose=False)
+    # Ultralytics' figure (thop) counts SiLU as free and now counts DY-ReLU-B's maths: the
+    # difference is what revact's own counter finds between the two, at 640 px.
+    extra = get_flops(dyrelu, 640) - get_flops(plain, 640)
+    ours = count_flops(dyrelu, (3, 640, 640)).flops - count_flops(plain, (3, 640, 640)).flops
+    silu = count_flops(plain, (3, 640, 640)).act_macs * 2 / 1e9
+    assert extra == pytest.approx(ours / 1e9 + silu, rel=1e-3)

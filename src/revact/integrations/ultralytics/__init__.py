@@ -33,6 +33,7 @@ from typing import Any
 from torch import nn
 
 from revact.activations import acon, dyrelu
+from revact.integrations.flops import register_thop_rules
 from revact.integrations.ultralytics.layers import (
     ChannelAct,
     RevColBackbone,
@@ -73,7 +74,9 @@ def register() -> None:
     Ultralytics' ``parse_model`` resolves a layer name in the globals of
     ``ultralytics.nn.tasks`` and evaluates the ``activation:`` value there; those globals
     are its only lookup, so the names are set there. Also installs a module-registration
-    hook that sizes :class:`ChannelAct` placeholders when they are assigned to a Conv.
+    hook that sizes :class:`ChannelAct` placeholders when they are assigned to a Conv, and
+    gives thop (behind Ultralytics' printed GFLOPs) counting rules for revact's activations,
+    which it would otherwise count as free (:func:`revact.integrations.flops.register_thop_rules`).
 
     Raises:
         RuntimeError: a name is already bound there to something else (an Ultralytics
@@ -94,6 +97,7 @@ def register() -> None:
         _hook_handle = nn.modules.module.register_module_module_registration_hook(
             resolve_pending_act
         )
+        register_thop_rules()
 
 
 def list_cfgs() -> list[str]:
