@@ -22,7 +22,7 @@ def test_torchrun_two_processes(tiny_data, tmp_path, cli_env):
            "--no-progress", "--device", "cpu", "--out", str(out)]
     r = subprocess.run(cmd, env=cli_env, timeout=300, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert "x2 proc" in r.stdout
+    assert "batch=64 (2 processes x 32)" in r.stdout  # the global batch, split
     m = json.loads((out / "metrics.json").read_text())
     assert m["config"]["world_size"] == 2
     assert m["data"]["test"] == 300 and len(m["history"]) == 2

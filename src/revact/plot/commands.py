@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from revact.plot.activations import DEFAULT_ACTS
 
 
+def _check(args: argparse.Namespace, names: list[str]) -> str | None:
+    """What is wrong with the arguments, in one line, or None; before anything is drawn."""
+    from revact.activations.create_act import act_spec
+
+    if not names:
+        return "--acts names no activation"
+    for name in names:
+        try:
+            act_spec(name)
+        except ValueError as e:
+            return str(e)
+    low, high = args.range
+    if not low < high:
+        return f"--range MIN MAX needs MIN < MAX, got {low:g} {high:g}"
+    if args.channels < 1:
+        return f"--channels must be >= 1, got {args.channels}"
+    if Path(args.out).is_dir():
+        return f"--out {args.out} is a folder; give a PNG path such as {args.out}/acts.png"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.acts.split(",") if n.strip()]
+    err = _check(args, names)
+    if err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from revact.plot.activations import plot_activations
 
-    names = [n for n in args.acts.split(",") if n]
     low, high = args.range
-    out = plot_activations(names, args.out, low, high, channels=args.channels, seed=args.seed)
+    try:
+        out = plot_activations(names, args.out, low, high, channels=args.channels,
+                               seed=args.seed)
+    except (OSError, ValueError) as e:  # e.g. a file where the output's folder should be
+        print(f"error: cannot write --out {args.out}: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint",
+           "check_out_dir"]
 
 FORMAT = "revact.train.checkpoint"
 VERSION = 1
@@ -19,6 +20,28 @@ VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used to resume; the message says why and what to do."""
+
+
+def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check, before any work starts, that ``path`` is a folder or can be made one.
+
+    Nothing is created, so a run that fails later for another reason (missing data, say)
+    leaves no empty folder behind.
+
+    Raises:
+        ValueError: ``path`` or one of its parents is an existing file, or the nearest
+            existing parent is not writable; the message names ``what``.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"{what} {path}: {p} is an existing file; {what} must name "
+                                 f"a folder (give another path, or move the file away)")
+            if p != path and not os.access(p, os.W_OK | os.X_OK):
+                raise ValueError(f"{what} {path}: cannot create it, {p} is not writable")
+            break
+    return path
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:

@@ -8,15 +8,64 @@ import sys
 
 DEFAULT_ACTS = "relu,silu,mish,gelu,acon_c,meta_acon,dyrelu_b,dyrelu_c"
 
+# Where settings come from, lowest first: TrainConfig's field defaults, then the preset of
+# the command (below), then every option given on the command line (each recipe option
+# defaults to None, so argparse itself tells "given" from "not given", 0 included). The
+# --help texts are written from these tables, so a new option is one TrainConfig field
+# plus one add_argument.
+#
 # The default comparison (what `make demo` runs) must finish within 10 minutes on a 2-core
 # CPU: 8 activations x 3 seeds = 24 runs of 2 epochs on a 2,500-image training subset, each
 # tested on 5,000 test images (one thread per run: 8 minutes one at a time, 4 with one run
 # per core). Batch 64 and a short warm-up give these ~80 steps enough to leave chance level;
-# --full keeps batch 128, no warm-up.
+# --full keeps TrainConfig's batch 128, no warm-up, all images.
 COMPARE_DEFAULTS = {"epochs": 2, "train_subset": 2500, "val_subset": 1000, "test_subset": 5000,
                     "batch_size": 64, "warmup_epochs": 0.3}
+FULL = {"epochs": COMPARE_DEFAULTS["epochs"]}
 QUICK = {"epochs": 1, "train_subset": 512, "val_subset": 256, "test_subset": 500,
          "batch_size": 64}
+# Per command: (flag, preset) pairs, the command's own first.
+_PRESETS = {
+    "train": (("", {}), ("--quick", QUICK)),
+    "compare": (("", COMPARE_DEFAULTS), ("--full", FULL), ("--quick", QUICK)),
+}
+
+
+def _base_default(key: str):
+    from dataclasses import fields
+
+    from revact.train.config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, TrainConfig
+
+    per_opt = {"lr": DEFAULT_LR, "weight_decay": DEFAULT_WEIGHT_DECAY}.get(key)
+    if per_opt:
+        return ", ".join(f"{v:g} {opt}" for opt, v in per_opt.items())
+    return next(f.default for f in fields(TrainConfig) if f.name == key)
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "all"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _default_help(command: str, key: str) -> str:
+    """``default 2; 1 with --quick``: the value each preset of ``command`` gives ``key``."""
+    base = _base_default(key)
+    (_, own), *others = _PRESETS[command]
+    text = f"default {_shown(own.get(key, base))}"
+    for flag, preset in others:
+        if preset.get(key, base) != own.get(key, base):
+            text += f"; {_shown(preset.get(key, base))} with {flag}"
+    return text
+
+
+def _selected_preset(args: argparse.Namespace) -> dict:
+    flags = {"--quick": args.quick, "--full": getattr(args, "full", None)}
+    presets = _PRESETS[args.settings_command]
+    return next((preset for flag, preset in presets[1:] if flags[flag]), presets[0][1])
+
 
 _TRAIN_EPILOG = """\
 examples:
@@ -57,49 +106,62 @@ Explicit options override these.
 """
 
 
-def _recipe_args(p: argparse.ArgumentParser, epochs: int) -> None:
+def _recipe_args(p: argparse.ArgumentParser, command: str) -> None:
+    """The options both commands share. Each defaults to None ("not given"); its help
+    shows the value it then takes (:data:`_PRESETS`, then :class:`TrainConfig`)."""
+
+    def d(key: str) -> str:
+        return _default_help(command, key)
+
+    p.set_defaults(settings_command=command)
     g = p.add_argument_group("network and recipe")
-    g.add_argument("--model", default="mbv2",
-                   help="reference network: mbv2 (default), mbv2_tiny, resnet8, resnet14, "
-                        "resnet20")
-    g.add_argument("--epochs", type=int, default=None,
-                   help=f"epochs (default {epochs}; {QUICK['epochs']} with --quick)")
-    p.set_defaults(default_epochs=epochs)
-    g.add_argument("--batch-size", type=int, default=None,
-                   help="global batch size, split across torchrun processes (default 128)")
-    g.add_argument("--opt", choices=("sgd", "adamw"), default="sgd",
-                   help="optimizer (default sgd with Nesterov momentum)")
-    g.add_argument("--lr", type=float, default=None, help="peak LR (default 0.1 sgd, 2e-3 adamw)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=None,
-                   help="weight decay on conv/linear kernels only (default 5e-4 sgd, 0.05 adamw)")
-    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before cosine")
-    g.add_argument("--label-smoothing", type=float, default=0.1, help="default %(default)s")
-    g.add_argument("--no-augment", dest="augment", action="store_false",
+    g.add_argument("--model", help="reference network: mbv2, mbv2_tiny, resnet8, resnet14, "
+                                   f"resnet20 ({d('model')})")
+    g.add_argument("--epochs", type=int, help=f"epochs ({d('epochs')})")
+    g.add_argument("--batch-size", type=int,
+                   help=f"global batch size, split across torchrun processes ({d('batch_size')})")
+    g.add_argument("--opt", choices=("sgd", "adamw"),
+                   help="optimizer: sgd (Nesterov momentum) or adamw (default sgd)")
+    g.add_argument("--lr", type=float, help=f"peak LR ({d('lr')})")
+    g.add_argument("--momentum", type=float, help=f"SGD momentum ({d('momentum')})")
+    g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float,
+                   help=f"weight decay on conv/linear kernels only ({d('weight_decay')})")
+    g.add_argument("--warmup-epochs", type=float,
+                   help=f"linear warm-up before cosine, in epochs ({d('warmup_epochs')})")
+    g.add_argument("--label-smoothing", type=float, help=f"in [0, 1] ({d('label_smoothing')})")
+    g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
                    help="turn off random horizontal flips")
-    g.add_argument("--amp", action="store_true",
+    g.add_argument("--amp", action="store_const", const=True,
                    help="autocast: bfloat16 on CPU, float16 (with grad scaling) on CUDA")
-    d = p.add_argument_group("data")
-    d.add_argument("--data", default="fashion-mnist",
-                   help="'fashion-mnist' (default) or a path to an ImageFolder tree")
-    d.add_argument("--data-dir", default=None,
-                   help="folder with the Fashion-MNIST IDX files (default: search "
-                        "/usr/share/datasets/fashion-mnist, $REVACT_DATA_DIR, ~/.cache/revact)")
-    d.add_argument("--no-download", dest="download", action="store_false",
-                   help="never try torchvision's downloader")
-    d.add_argument("--val-size", type=int, default=5000, help="held-out validation images")
-    d.add_argument("--split-seed", type=int, default=0, help="seed of the train/val split")
-    d.add_argument("--train-subset", type=int, default=None,
-                   help="train on the first N images of the (fixed) training split")
-    d.add_argument("--val-subset", type=int, default=None, help="validate on N images")
-    d.add_argument("--test-subset", type=int, default=None,
-                   help="test on N images (smoke tests only; final numbers use all)")
+    presets = g.add_mutually_exclusive_group()
+    presets.add_argument("--quick", action="store_true",
+                         help="tiny smoke run: 1 epoch, 512 training images, 500 test images "
+                              "(options given explicitly win)")
+    if command == "compare":
+        presets.add_argument("--full", action="store_true",
+                             help="all 55,000 training images, batch 128, no warm-up, all "
+                                  "5,000 validation and 10,000 test images")
+    dg = p.add_argument_group("data")
+    dg.add_argument("--data", help="'fashion-mnist' (default) or a path to an ImageFolder tree")
+    dg.add_argument("--data-dir",
+                    help="folder with the Fashion-MNIST IDX files (default: search "
+                         "/usr/share/datasets/fashion-mnist, $REVACT_DATA_DIR, ~/.cache/revact)")
+    dg.add_argument("--no-download", dest="download", action="store_const", const=False,
+                    help="never try torchvision's downloader")
+    dg.add_argument("--val-size", type=int,
+                    help=f"held-out validation images, at least 1 ({d('val_size')})")
+    dg.add_argument("--split-seed", type=int,
+                    help=f"seed of the train/val split ({d('split_seed')})")
+    dg.add_argument("--train-subset", type=int,
+                    help=f"train on the first N images of the (fixed) training split "
+                         f"({d('train_subset')})")
+    dg.add_argument("--val-subset", type=int, help=f"validate on N images ({d('val_subset')})")
+    dg.add_argument("--test-subset", type=int,
+                    help=f"test on N images, for smoke tests only ({d('test_subset')})")
     e = p.add_argument_group("execution")
-    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    e.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    e.add_argument("--quick", action="store_true",
-                   help="tiny smoke run: 1 epoch, 512 training images, 500 test images "
-                        "(options given explicitly win)")
+    e.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default)")
+    e.add_argument("--threads", type=int,
+                   help="torch CPU threads per process (default: torch's; 1 per run in compare)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -110,35 +172,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train a reference network (compact MobileNetV2 or small ResNet) with the "
                     "chosen activation in every layer, on Fashion-MNIST or an ImageFolder.",
         epilog=_TRAIN_EPILOG, formatter_class=fmt)
-    t.add_argument("--act", default="relu", help="activation name (see 'revact list')")
-    t.add_argument("--seed", type=int, default=0, help="seed: initial weights and data order")
-    _recipe_args(t, epochs=10)
-    t.add_argument("--out", default="runs/train", help="output folder (default %(default)s)")
+    t.add_argument("--act", help="activation name, see 'revact list' (default relu)")
+    t.add_argument("--seed", type=int, help="seed: initial weights and data order (default 0)")
+    _recipe_args(t, "train")
+    t.add_argument("--out", help="output folder (default runs/train)")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
                    help="continue from OUT/checkpoint.pt (or CKPT); the recipe must match")
-    t.add_argument("--no-progress", dest="progress", action="store_false",
+    t.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bar")
     t.set_defaults(func=_train)
 
     c = subparsers.add_parser(
         "compare", help="fair, repeatable activation shoot-out with confidence intervals",
         description="Train the same network with each activation and several seeds, and rank "
-                    "them with paired-by-seed 95%% confidence intervals against the first.",
+                    "them with paired-by-seed 95% confidence intervals against the first.",
         epilog=_COMPARE_EPILOG, formatter_class=fmt)
     c.add_argument("--acts", default=DEFAULT_ACTS,
                    help="comma-separated activations; the first is the baseline "
                         "(default %(default)s)")
     c.add_argument("--seeds", default="3",
                    help="number of seeds (0..N-1) or a comma list, e.g. 0,1,2 (default 3)")
-    _recipe_args(c, epochs=COMPARE_DEFAULTS["epochs"])
-    c.add_argument("--full", action="store_true",
-                   help="train on the full training split and validate on all 5,000 images")
-    c.add_argument("--out", default="runs/compare", help="output folder (default %(default)s)")
+    _recipe_args(c, "compare")
+    c.add_argument("--out", default=None,
+                   help="output folder (default: runs/compare for the demo recipe, else "
+                        "runs/compare-<preset>-<model>-<N>ep-<recipe hash>, so that two "
+                        "recipes never share a folder and re-running a command finds its runs)")
     c.add_argument("--no-plots", dest="plots", action="store_false", help="skip PNG plots")
     c.add_argument("--jobs", type=int, default=None,
                    help="runs at once, each its own process (default: CPU cores // --threads "
                         "on CPU, 1 on a GPU)")
-    c.set_defaults(func=_compare, threads=None)
+    c.set_defaults(func=_compare)
 
 
 def _check_names(acts: list[str], model: str) -> str | None:
@@ -151,29 +214,33 @@ def _check_names(acts: list[str], model: str) -> str | None:
             act_spec(a)
         except ValueError as e:
             return str(e)
-    if model.lower().replace("-", "_") not in list_models():
+    if model not in list_models():
         return f"unknown model {model!r}. Known: {', '.join(list_models())}"
     return None
 
 
 def _config(args: argparse.Namespace, **over):
+    """The TrainConfig these arguments ask for: TrainConfig's defaults, under the selected
+    preset, under every option given (``over`` last, for what the command itself sets).
+
+    Raises:
+        ValueError: a value no run could use (:meth:`TrainConfig.validate`).
+    """
+    from dataclasses import fields
+
     from revact.train.config import TrainConfig
 
-    keys = ("model", "epochs", "opt", "lr", "momentum", "weight_decay", "warmup_epochs",
-            "label_smoothing", "augment", "amp", "data", "data_dir", "download", "val_size",
-            "split_seed", "train_subset", "val_subset", "test_subset", "device", "threads")
-    kw = {k: getattr(args, k) for k in keys}
-    kw["model"] = kw["model"].lower().replace("-", "_")
-    if args.batch_size is not None:
-        kw["batch_size"] = args.batch_size
-    if args.quick:  # fills in what the command line left open
-        for k, v in QUICK.items():
-            if getattr(args, k) is None:
-                kw[k] = v
-    if kw["epochs"] is None:
-        kw["epochs"] = args.default_epochs
-    kw.update(over)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    kw = {**_selected_preset(args), **given, **over}
+    if "model" in kw:
+        kw["model"] = kw["model"].lower().replace("-", "_")
     return TrainConfig(**kw)
+
+
+def _error(msg: object) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -181,78 +248,108 @@ def _train(args: argparse.Namespace) -> int:
     from revact.train.checkpoint import CheckpointError
     from revact.train.engine import train
 
-    err = _check_names([args.act], args.model)
-    if err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     try:
-        cfg = _config(args, act=args.act, seed=args.seed, out=args.out, progress=args.progress)
+        cfg = _config(args)
+    except ValueError as e:
+        return _error(e)
+    err = _check_names([cfg.act], cfg.model)
+    if err:
+        return _error(err)
+    try:
         train(cfg, resume=args.resume)
     except (DataNotFoundError, CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; add --resume to the same command to continue from the last "
+              f"finished epoch ({cfg.out}/checkpoint.pt)", file=sys.stderr)
+        return 130
     return 0
 
 
 def _parse_seeds(text: str) -> list[int]:
+    """``3`` → [0, 1, 2]; ``0,5,7`` → [0, 5, 7].
+
+    Raises:
+        ValueError: not a positive count or a comma list of non-negative integers.
+    """
+    how = f"--seeds takes a count (e.g. 3) or a comma list of seeds (e.g. 0,1,2), got {text!r}"
+    try:
+        items = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(how) from None
     if "," in text:
-        return [int(s) for s in text.split(",") if s.strip()]
-    return list(range(int(text)))
+        if any(s < 0 for s in items):
+            raise ValueError(f"seeds must be >= 0; {how}")
+        return items
+    if not items or items[0] < 1:
+        raise ValueError(f"the count must be >= 1; {how}")
+    return list(range(items[0]))
 
 
 def _compare(args: argparse.Namespace) -> int:
     from revact.data import DataNotFoundError, load_data
-    from revact.train.compare import default_jobs, plan_runs, run_compare
+    from revact.train.checkpoint import check_out_dir
+    from revact.train.compare import (
+        check_out_recipe,
+        default_jobs,
+        plan_runs,
+        recipe_tag,
+        run_compare,
+    )
+    from revact.train.engine import steps_per_epoch
     from revact.train.report import format_leaderboard
 
     acts = [a.strip().lower() for a in args.acts.split(",") if a.strip()]
-    over = {"threads": args.threads or 1}
-    jobs = default_jobs(over["threads"], args.device) if args.jobs is None else args.jobs
-    try:  # before loading data: the same checks run_compare makes
+    threads = args.threads or 1
+    try:  # everything checked here, once, before data is loaded and before any run starts
         seeds = _parse_seeds(args.seeds)
+        cfg = _config(args, threads=threads)
+        jobs = default_jobs(threads, cfg.device) if args.jobs is None else args.jobs
         plan_runs(acts, seeds, jobs)
-    except ValueError as e:
-        print(f"error: {e} (--acts {args.acts!r}, --seeds {args.seeds!r}, --jobs {jobs})",
-              file=sys.stderr)
-        return 2
-    err = _check_names(acts, args.model)
-    if err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not args.quick:
-        if args.full:
-            over.update(train_subset=args.train_subset, val_subset=args.val_subset)
-        else:
-            for key, value in COMPARE_DEFAULTS.items():
-                given = getattr(args, key)
-                if key == "warmup_epochs":
-                    given = given or None  # the option's own default is 0
-                if key != "epochs":
-                    over[key] = value if given is None else given
-    try:
-        cfg = _config(args, **over)
+        err = _check_names(acts, cfg.model)
+        if err:
+            return _error(err)
+        out = args.out or _default_out(args, cfg, recipe_tag)
+        check_out_dir(out)
+        check_out_recipe(out, cfg)
         # Fail here, once, with the how-to-get-it message rather than in every run.
         data = load_data(cfg.data, cfg.data_dir, val_size=cfg.val_size,
                          split_seed=cfg.split_seed, train_subset=cfg.train_subset,
                          test_subset=cfg.test_subset, download=cfg.download)
+        steps_per_epoch(cfg, data)
     except (DataNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _error(e)
     # The loader's split is 5,000 validation images; runs score a fixed subset of it.
     val_note = f" (runs validate on {cfg.val_subset})" if cfg.val_subset else ""
     print(f"compare: {len(acts)} activations x {len(seeds)} seeds on {cfg.model}, "
-          f"{cfg.epochs} epoch(s), {jobs} run(s) at once; {data.describe()}{val_note}",
-          flush=True)
+          f"{cfg.epochs} epoch(s), {jobs} run(s) at once; {data.describe()}{val_note}; "
+          f"results in {out}", flush=True)
     del data
     command = "revact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     try:
-        results = run_compare(acts, seeds, cfg, args.out, plots=args.plots, command=command,
+        results = run_compare(acts, seeds, cfg, out, plots=args.plots, command=command,
                               jobs=jobs)
     except RuntimeError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the running runs were stopped. Run the same command again to "
+              f"continue: finished runs are reused, stopped ones resume from their last "
+              f"epoch (in {out}/runs)", file=sys.stderr)
+        return 130
     print()
     print(format_leaderboard(results))
     plots = " and PNG plots" if args.plots else ""
-    print(f"\nwrote {args.out}/results.md, results.json, results.csv{plots}")
+    print(f"\nwrote {out}/results.md, results.json, results.csv{plots}")
     return 0
+
+
+def _default_out(args: argparse.Namespace, cfg, recipe_tag) -> str:
+    """``runs/compare`` for the demo's recipe (what ``make demo`` and the README use), a
+    folder named after the recipe otherwise: two recipes never collide."""
+    demo = _config(argparse.Namespace(settings_command="compare", quick=False, full=False),
+                   threads=cfg.threads)
+    if cfg.recipe() == demo.recipe():
+        return "runs/compare"
+    preset = "quick" if args.quick else "full" if args.full else ""
+    return f"runs/{recipe_tag(cfg, preset)}"

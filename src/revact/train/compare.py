@@ -8,6 +8,7 @@ cut off resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,7 +24,49 @@ from typing import Any
 from revact.train.config import TrainConfig
 from revact.train.stats import paired_ci, verdict
 
-__all__ = ["default_jobs", "plan_runs", "run_compare", "summarize"]
+__all__ = ["default_jobs", "plan_runs", "run_compare", "summarize", "check_out_recipe",
+           "recipe_tag"]
+
+
+def _shared_recipe(cfg: TrainConfig) -> dict:
+    """The recipe every run of a comparison shares (all but activation and seed)."""
+    return {k: v for k, v in cfg.recipe().items() if k not in ("act", "seed")}
+
+
+def recipe_tag(cfg: TrainConfig, preset: str = "") -> str:
+    """A folder name for a comparison: readable, and different for any other recipe.
+
+    ``compare-full-resnet14-3ep-1a2b3c``: preset, model, epochs and a hash of the whole
+    shared recipe. The same command gives the same name, so re-running it reuses and
+    resumes its runs.
+    """
+    digest = hashlib.sha256(json.dumps(_shared_recipe(cfg), sort_keys=True).encode())
+    parts = ["compare", preset, cfg.model, f"{cfg.epochs}ep", digest.hexdigest()[:6]]
+    return "-".join(p for p in parts if p)
+
+
+def check_out_recipe(out: str | os.PathLike, base: TrainConfig) -> None:
+    """Refuse a comparison folder that holds runs of another recipe, before anything runs.
+
+    Their checkpoints could not be resumed and their results would be mixed with the new
+    ones; this says so once, with what differs and what to do.
+
+    Raises:
+        ValueError: a run under ``out/runs`` was made with a different recipe.
+    """
+    want = _shared_recipe(base)
+    for path in sorted(Path(out).glob("runs/*/seed*/config.json")):
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        diff = [f"{k} {saved.get(k)!r} there, {v!r} now" for k, v in want.items()
+                if saved.get(k) != v]
+        if diff:
+            raise ValueError(
+                f"{out} holds a comparison with another recipe ({'; '.join(diff)}). "
+                f"Give another --out for this one, or delete {out} to replace it"
+            )
 
 
 def _run_dir(out: Path, act: str, seed: int) -> Path:
@@ -143,13 +186,17 @@ def run_compare(
         The results dictionary written to ``OUT/results.json``.
 
     Raises:
-        ValueError: see :func:`plan_runs`.
+        ValueError: see :func:`plan_runs`; also ``out`` is a file or holds runs of
+            another recipe (:func:`check_out_recipe`).
         RuntimeError: a run failed; the message gives the tail of its log. Queued runs
             are not started and running ones are stopped (a re-run resumes them from
             their last epoch's checkpoint); so does an interrupt.
     """
+    from revact.train.checkpoint import check_out_dir
+
     plan = plan_runs(acts, seeds, jobs)
-    out = Path(out)
+    out = check_out_dir(out)
+    check_out_recipe(out, base)
     out.mkdir(parents=True, exist_ok=True)
     width = len(str(len(plan)))
     t_start = time.perf_counter()
@@ -193,7 +240,7 @@ def run_compare(
         "baseline": acts[0],
         "acts": acts,
         "seeds": seeds,
-        "recipe": {k: v for k, v in base.recipe().items() if k not in ("act", "seed")},
+        "recipe": _shared_recipe(base),
         "data": data_info,
         "environment": {**env_info, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
                         # Whole comparison (each run's process, from start to exit), and this
@@ -219,8 +266,8 @@ def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
     """
     import torch
 
-    from revact.models import create_model
     from revact.train.flops import count_macs
+    from revact.models import create_model
 
     cache: dict[str, dict] = {}
     for r in runs:

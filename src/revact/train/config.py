@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["TrainConfig", "RECIPE_KEYS"]
+__all__ = ["TrainConfig", "RECIPE_KEYS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY"]
+
+# Per optimizer, for a config that leaves lr / weight_decay as None.
+DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
+DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.05}
 
 
 @dataclass
@@ -47,16 +51,45 @@ class TrainConfig:
         # Paths arrive as Path objects from Python callers; the config must stay JSON-able.
         self.data, self.out = str(self.data), str(self.out)
         self.data_dir = None if self.data_dir is None else str(self.data_dir)
-        if self.opt not in ("sgd", "adamw"):
+        if self.opt not in DEFAULT_LR:
             raise ValueError(f"unknown optimizer {self.opt!r}; choose 'sgd' or 'adamw'")
         if self.lr is None:
-            self.lr = 0.1 if self.opt == "sgd" else 2e-3
+            self.lr = DEFAULT_LR[self.opt]
         if self.weight_decay is None:
-            self.weight_decay = 5e-4 if self.opt == "sgd" else 0.05
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch size must be >= 2 (BatchNorm), got {self.batch_size}")
+            self.weight_decay = DEFAULT_WEIGHT_DECAY[self.opt]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first value no run could use.
+
+        Called on construction, so ``revact train`` and ``revact compare`` refuse a bad
+        recipe once, before any data is loaded or any run starts. What depends on the data
+        (a full batch from the training images) is checked by
+        :func:`revact.train.engine.steps_per_epoch`.
+        """
+        checks = (
+            (self.epochs >= 1, "epochs must be >= 1", self.epochs),
+            (self.batch_size >= 2, "batch size must be >= 2 (BatchNorm)", self.batch_size),
+            (self.lr > 0, "learning rate must be > 0", self.lr),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)", self.momentum),
+            (self.weight_decay >= 0, "weight decay must be >= 0", self.weight_decay),
+            (0 <= self.warmup_epochs <= self.epochs,
+             f"warm-up epochs must be in [0, epochs = {self.epochs}]", self.warmup_epochs),
+            (0 <= self.label_smoothing <= 1, "label smoothing must be in [0, 1]",
+             self.label_smoothing),
+            (self.val_size > 0, "validation size must be >= 1 (the run selects and reports "
+                                "on it)", self.val_size),
+            (self.split_seed >= 0, "split seed must be >= 0", self.split_seed),
+            (self.seed >= 0, "seed must be >= 0", self.seed),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1", self.threads),
+        )
+        for ok, what, value in checks:
+            if not ok:
+                raise ValueError(f"{what}, got {value}")
+        for name in ("train_subset", "val_subset", "test_subset"):
+            n = getattr(self, name)
+            if n is not None and n < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be >= 1 images, got {n}")
 
     def to_dict(self) -> dict:
         return asdict(self)

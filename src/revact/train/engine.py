@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
 from revact.data import DataSplits, ImageData, load_data
-from revact.train.checkpoint import load_checkpoint, save_checkpoint
+from revact.train.flops import count_macs, saved_tensor_mib
+from revact.train.checkpoint import check_out_dir, load_checkpoint, save_checkpoint
 from revact.train.config import TrainConfig
 from revact.train.distributed import (
     DistInfo,
@@ -35,9 +36,9 @@ from revact.train.distributed import (
     cleanup_distributed,
     init_distributed,
 )
-from revact.train.flops import count_macs, saved_tensor_mib
 
-__all__ = ["train", "build_optimizer", "cosine_lambda", "evaluate", "peak_memory_mib"]
+__all__ = ["train", "build_optimizer", "cosine_lambda", "evaluate", "peak_memory_mib",
+           "steps_per_epoch"]
 
 
 def _log(info: DistInfo, msg: str) -> None:
@@ -52,6 +53,29 @@ def _resolve_device(name: str) -> torch.device:
             return torch.device("cuda", local % torch.cuda.device_count())
         return torch.device("cpu")
     return torch.device(name)
+
+
+def steps_per_epoch(cfg: TrainConfig, data: DataSplits, world_size: int = 1) -> int:
+    """Optimizer steps per epoch (full global batches only), after checking the recipe fits
+    the data; ``revact compare`` calls it once, before any run starts.
+
+    Raises:
+        ValueError: the batch does not divide over the processes, the training images give
+            no full batch, or no validation image is left.
+    """
+    if cfg.batch_size % world_size:
+        raise ValueError(
+            f"batch size {cfg.batch_size} must divide by the number of processes "
+            f"({world_size}); it is the global batch"
+        )
+    # drop_last: a final batch of 1 would break BatchNorm (and Meta-ACON's G(x)).
+    steps = len(data.train) // cfg.batch_size
+    if steps < 1:
+        raise ValueError(f"{len(data.train)} training images give no full batch of "
+                         f"{cfg.batch_size}; lower --batch-size")
+    if len(data.val.subset(cfg.val_subset)) < 1:
+        raise ValueError(f"no validation images: {data.describe()}")
+    return steps
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -203,9 +227,10 @@ def train(
 def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
     from revact.models import create_model
 
-    out = Path(cfg.out)
+    # Before any work: an --out that cannot hold the checkpoint would lose the first epoch.
+    out = check_out_dir(cfg.out)
     ckpt_path = out / "checkpoint.pt"
-    if cfg.batch_size % info.world_size:
+    if cfg.batch_size % info.world_size:  # before loading data; steps_per_epoch checks again
         raise ValueError(
             f"batch size {cfg.batch_size} must divide by the number of processes "
             f"({info.world_size}); it is the global batch"
@@ -226,6 +251,7 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
             cfg.data, cfg.data_dir, val_size=cfg.val_size, split_seed=cfg.split_seed,
             train_subset=cfg.train_subset, test_subset=cfg.test_subset, download=cfg.download,
         )
+    steps_per_epoch(cfg, data, info.world_size)
     val_data = data.val.subset(cfg.val_subset)
     _log(info, f"data: {data.describe()}" + (
         f" (val evaluated on {len(val_data)})" if len(val_data) != len(data.val) else ""))
@@ -245,14 +271,10 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
         range(len(data.train)), num_replicas=info.world_size, rank=info.rank,
         shuffle=True, seed=cfg.seed, drop_last=True,
     )
-    # drop_last: a final batch of 1 would break BatchNorm (and Meta-ACON's G(x)).
-    steps_per_epoch = len(sampler) // per_rank_batch
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"{len(data.train)} training images give no full batch of {cfg.batch_size}"
-        )
+    # Equals steps_per_epoch(...) (checked above): drop_last keeps full batches only.
+    n_steps = len(sampler) // per_rank_batch
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, cosine_lambda(cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch))
+        opt, cosine_lambda(cfg.epochs * n_steps, int(cfg.warmup_epochs * n_steps))
     )
     use_scaler = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -287,7 +309,7 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
         )
     _log(info, f"model: {cfg.model} act={cfg.act} params={n_params:,} "
                f"MACs={macs['macs'] / 1e6:.2f}M  opt={cfg.opt} lr={cfg.lr} "
-               f"wd={cfg.weight_decay} batch={cfg.batch_size} x{info.world_size} proc "
+               f"wd={cfg.weight_decay} batch={_batch_text(cfg.batch_size, info.world_size)} "
                f"device={device}")
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -295,9 +317,9 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
         order = torch.tensor(list(iter(sampler)), dtype=torch.long)
         net.train()
         loss_sum = correct = seen = 0.0
-        bar = _progress(info, cfg, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
+        bar = _progress(info, cfg, n_steps, f"epoch {epoch + 1}/{cfg.epochs}")
         t0 = time.perf_counter()
-        for step in range(steps_per_epoch):
+        for step in range(n_steps):
             b = order[step * per_rank_batch : (step + 1) * per_rank_batch]
             x = norm(data.train.images[b], flip_gen if cfg.augment else None)
             y = data.train.labels[b].to(device)
@@ -387,6 +409,13 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
     if info.is_main:
         _write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _batch_text(batch_size: int, world_size: int) -> str:
+    """``64``, or ``64 (2 processes x 32)``: the batch size is always the global one."""
+    if world_size == 1:
+        return str(batch_size)
+    return f"{batch_size} ({world_size} processes x {batch_size // world_size})"
 
 
 def _progress(info: DistInfo, cfg: TrainConfig, total: int, desc: str):
