@@ -94,7 +94,7 @@ def test_swapped_torchvision_resnet(tmp_path):
     revact.swap_activations(model, "dyrelu_b", sample=sample)
     # The block's one ReLU, called twice, became two call sites with a per-forward count.
     assert isinstance(model.layer1[0].relu, revact.CallSites)
-    result = export_onnx(model, sample, tmp_path / "r18.onnx")
+    result = revact.export_onnx(model, sample, tmp_path / "r18.onnx")
     assert result.max_abs_diff <= 1e-4
     # The export's forward passes leave the call counters consistent for the next one.
     with torch.no_grad():
