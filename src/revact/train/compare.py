@@ -266,7 +266,7 @@ def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
     """
     import torch
 
-    from revact.train.flops import count_macs
+    from revact.integrations.flops import count_macs
     from revact.models import create_model
 
     cache: dict[str, dict] = {}

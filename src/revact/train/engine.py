@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
 from revact.data import DataSplits, ImageData, load_data
-from revact.train.flops import count_macs, saved_tensor_mib
+from revact.integrations.flops import count_macs, saved_tensor_mib
 from revact.train.checkpoint import check_out_dir, load_checkpoint, save_checkpoint
 from revact.train.config import TrainConfig
 from revact.train.distributed import (
