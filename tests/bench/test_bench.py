@@ -34,3 +34,18 @@ def test_bench_command_with_options_and_bad_input(capsys):
     assert "kk" in capsys.readouterr().err
     assert main(["bench", "--acts", "dyrelu_bb", "--shape", "2,4,5,5"]) == 2
     assert "dyrelu_b" in capsys.readouterr().err
+
+
+def test_net_bench_compact_eager():
+    from revact.bench.networks import format_net_table, run_net_bench
+
+    rows = run_net_bench("compact", ["acon_c"], repeats=1, modes=("eager",), warmup=0)
+    assert [r.name for r in rows] == ["relu (own)", "acon_c"]
+    assert rows[0].ratio["eager"] == 1.0 and rows[1].ratio["eager"] > 0
+    assert rows[1].saved_mib > 0 and rows[0].peak_mib > 0
+    assert "| acon_c |" in format_net_table(rows, ("eager",))
+
+
+def test_net_bench_rejects_bad_input(capsys):
+    assert main(["bench", "--net", "compact", "--modes", "jit"]) == 2
+    assert "unknown mode" in capsys.readouterr().err

@@ -1,0 +1,206 @@
+"""Whole-network training steps: each activation as a ratio to the network's own.
+
+One training step is forward, cross-entropy, backward and an SGD step. For every network
+the baseline (the network with its own activation: ReLU6 in MobileNetV2, ReLU in
+ResNet-18 and in revact's compact ``mbv2``) and each variant (every activation call site
+swapped for the named activation) start from the same weights. Within one mode (eager,
+``use_fused_kernels()``, ``torch.compile(model)``) each repeat times the baseline and then
+every variant back to back, and the figure is the median of the per-repeat ratios: on a
+shared, noisy machine a load change moves both sides of a ratio instead of skewing it.
+
+Memory is measured once per variant, outside the timing:
+
+- *saved*: the bytes autograd keeps for backward in one training forward
+  (:func:`revact.integrations.flops.saved_tensor_mib`; exact and deterministic);
+- *peak*: the highest memory held by tensors during one eager step, from the allocation
+  events of ``torch.profiler`` (``profile_memory=True``), above what was held before the
+  step (parameters, gradients and the input are not counted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from revact.activations.functional import use_fused_kernels
+from revact.bench.activations import parse_spec
+
+NETS = ("mobilenet_v2", "resnet18", "compact")
+MODES = ("eager", "fused", "compiled")
+DEFAULT_NET_ACTS = "dyrelu_b,acon_c,meta_acon,dyrelu_c"
+# (batch, channels, height, width) of each network's input, and its own activation.
+NET_INPUT = {
+    "mobilenet_v2": ((16, 3, 112, 112), "relu6"),
+    "resnet18": ((16, 3, 112, 112), "relu"),
+    "compact": ((128, 1, 28, 28), "relu"),
+}
+
+
+@dataclass
+class NetRow:
+    """One activation in one network; ratios are to the network's own activation."""
+
+    name: str
+    ms: dict[str, float] = field(default_factory=dict)  # median step time per mode
+    ratio: dict[str, float] = field(default_factory=dict)  # median paired ratio per mode
+    saved_mib: float = 0.0
+    peak_mib: float = 0.0
+    saved_ratio: float = 1.0
+    peak_ratio: float = 1.0
+
+
+def build_net(net: str, act: str | None, seed: int = 0) -> nn.Module:
+    """``net`` with its own activation (``act=None``) or with every activation call site
+    swapped for ``act`` (a name with optional ``:key=value`` options). The weights the
+    variants share with the baseline are the same for the same ``seed``.
+
+    Raises:
+        ValueError: unknown network or activation.
+    """
+    if net not in NETS:
+        raise ValueError(f"unknown network {net!r}; choose from {', '.join(NETS)}")
+    torch.manual_seed(seed)
+    shape = NET_INPUT[net][0]
+    if net == "compact":
+        from revact.activations.create_act import create_act
+        from revact.models import mbv2
+
+        base = mbv2()
+        if act is None:
+            return base
+        name, kwargs = parse_spec(act)
+        model = mbv2(act_layer=lambda channels: create_act(name, channels=channels, **kwargs))
+        model.load_state_dict(base.state_dict(), strict=False)  # the shared layers
+        return model
+    import torchvision
+
+    model = getattr(torchvision.models, net)()
+    if act is not None:
+        from revact.integrations.swap import swap_activations
+
+        name, kwargs = parse_spec(act)
+        swap_activations(model, name, sample=torch.zeros(1, *shape[1:]), **kwargs)
+    return model
+
+
+class _Step:
+    """One training step of a model (SGD, cross-entropy on fixed random labels)."""
+
+    def __init__(self, model: nn.Module, x: Tensor, y: Tensor, compiled: bool) -> None:
+        self.model = model.train()
+        self.run = torch.compile(model) if compiled else model
+        self.opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        self.x, self.y = x, y
+
+    def __call__(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        F.cross_entropy(self.run(self.x), self.y).backward()
+        self.opt.step()
+
+    def seconds(self) -> float:
+        start = time.perf_counter()
+        self()
+        return time.perf_counter() - start
+
+
+def peak_step_mib(step: Callable[[], None]) -> float:
+    """MiB held by tensors at the peak of ``step()``, above the level before it, from the
+    CPU allocation events of ``torch.profiler``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with contextlib.redirect_stderr(io.StringIO()), \
+            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    # Each op's own allocations net of its own frees, plus the frees outside ops
+    # ("[memory]" events), in time order.
+    events = sorted(
+        (e for e in prof.events() if e.self_cpu_memory_usage),
+        key=lambda e: e.time_range.start,
+    )
+    level = peak = 0
+    for e in events:
+        level += e.self_cpu_memory_usage
+        peak = max(peak, level)
+    return peak / 2**20
+
+
+def run_net_bench(
+    net: str,
+    acts: list[str],
+    repeats: int = 5,
+    modes: tuple[str, ...] = MODES,
+    warmup: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> list[NetRow]:
+    """Rows for the network's own activation and each of ``acts``; see the module docstring.
+
+    Raises:
+        ValueError: unknown network, mode or activation (before anything is timed).
+    """
+    from revact.integrations.flops import saved_tensor_mib
+
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    shape, own = NET_INPUT[net] if net in NET_INPUT else (None, None)
+    base = build_net(net, None)
+    try:
+        variants = [build_net(net, a) for a in acts]
+    except TypeError as e:  # an option the constructor does not take
+        raise ValueError(str(e)) from None
+    # The same starting weights per mode: each mode steps its own copies.
+    pristine = [base, *variants]
+    names = [f"{own} (own)", *acts]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen)
+    y = torch.randint(0, 10, (shape[0],), generator=gen)
+    rows = [NetRow(n) for n in names]
+    for row, model in zip(rows, pristine, strict=True):
+        row.saved_mib = saved_tensor_mib(model, x)
+        step = _Step(copy.deepcopy(model), x, y, compiled=False)
+        step()
+        row.peak_mib = peak_step_mib(step)
+        row.saved_ratio = row.saved_mib / rows[0].saved_mib
+        row.peak_ratio = row.peak_mib / rows[0].peak_mib
+    for mode in modes:
+        steps = [_Step(copy.deepcopy(m), x, y, compiled=mode == "compiled") for m in pristine]
+        with use_fused_kernels(mode == "fused"):
+            for step in steps:
+                for _ in range(warmup):
+                    step()
+            times: list[list[float]] = [[] for _ in steps]
+            for _ in range(repeats):
+                for i, step in enumerate(steps):
+                    times[i].append(step.seconds())
+        for row, t in zip(rows, times, strict=True):
+            row.ms[mode] = statistics.median(t) * 1e3
+            row.ratio[mode] = statistics.median(a / b for a, b in zip(t, times[0], strict=True))
+        if progress:
+            progress(mode)
+    return rows
+
+
+def format_net_table(rows: list[NetRow], modes: tuple[str, ...]) -> str:
+    """A Markdown table: step time ratios per mode, then saved and peak memory ratios."""
+    heads = {"eager": "eager", "fused": "`use_fused_kernels()`",
+             "compiled": "`torch.compile(model)` (vs compiled own)"}
+    lines = [
+        "| activation | " + " | ".join(f"{heads[m]} ×" for m in modes)
+        + " | eager step ms | saved for backward MiB | saved × | peak MiB | peak × |",
+        "|---|" + "---:|" * (len(modes) + 5),
+    ]
+    for r in rows:
+        cells = " | ".join(f"{r.ratio[m]:.2f}" for m in modes)
+        ms = f"{r.ms['eager']:.0f}" if "eager" in r.ms else "-"
+        lines.append(f"| {r.name} | {cells} | {ms} | {r.saved_mib:.0f} | {r.saved_ratio:.2f} "
+                     f"| {r.peak_mib:.0f} | {r.peak_ratio:.2f} |")
+    return "\n".join(lines)
