@@ -132,3 +132,18 @@ def test_quick_fills_in_only_what_is_not_given():
     given = config("--quick", "--epochs", "3", "--train-subset", "100", "--batch-size", "16")
     assert (given.epochs, given.train_subset, given.batch_size) == (3, 100, 16)
     assert config().epochs == 10 and config("--epochs", "4").epochs == 4
+
+
+def test_compare_revcol_nano_end_to_end(tiny_data, tmp_path, cli_env, revact_bin):
+    # RevCol's head is cls.classifier: the recount and the learned-shape plot rebuild the
+    # network from the arguments the checkpoint stores, not from a head key of MobileNetV2's.
+    out = tmp_path / "rc"
+    r = subprocess.run([revact_bin, "compare", "--quick", "--acts", "relu,acon_c", "--seeds", "1",
+                        "--model", "revcol_nano", "--train-subset", "128", "--val-subset", "64",
+                        "--test-subset", "64", "--data-dir", str(tiny_data), "--out", str(out)],
+                       env=cli_env, timeout=400, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = {row["act"]: row for row in json.loads((out / "results.json").read_text())[
+        "leaderboard"]}
+    assert rows["acon_c"]["macs"] > rows["relu"]["macs"] > 0
+    assert (out / "act_shapes.png").is_file()

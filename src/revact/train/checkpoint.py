@@ -128,3 +128,17 @@ def load_checkpoint(path: str | os.PathLike, recipe: dict | None = None) -> dict
                 + "\nUse the same options, or a different --out for a new run."
             )
     return state
+
+
+def model_args(state: dict[str, Any]) -> dict[str, int]:
+    """``num_classes`` and ``in_chans`` to rebuild the network a checkpoint holds.
+
+    Checkpoints written before these were stored (revact 0.1.0 sessions before RevCol joined
+    the registry) only held reference networks whose head is ``classifier``: those are read
+    off the weights.
+    """
+    if "model_args" in state:
+        return dict(state["model_args"])
+    w = state["model"]
+    in_chans = next(v for k, v in w.items() if k.endswith("weight") and v.dim() == 4).shape[1]
+    return {"num_classes": w["classifier.bias"].shape[0], "in_chans": in_chans}

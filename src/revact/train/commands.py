@@ -115,8 +115,10 @@ def _recipe_args(p: argparse.ArgumentParser, command: str) -> None:
 
     p.set_defaults(settings_command=command)
     g = p.add_argument_group("network and recipe")
+    # Listed by hand: the registry imports torch, and --help answers without it.
     g.add_argument("--model", help="reference network: mbv2, mbv2_tiny, resnet8, resnet14, "
-                                   f"resnet20 ({d('model')})")
+                                   "resnet20, revcol_nano, revcol_tiny ... revcol_xlarge "
+                                   f"({d('model')})")
     g.add_argument("--epochs", type=int, help=f"epochs ({d('epochs')})")
     g.add_argument("--batch-size", type=int,
                    help=f"global batch size, split across torchrun processes ({d('batch_size')})")

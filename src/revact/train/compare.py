@@ -264,23 +264,19 @@ def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
     MACs depend on the network and activation only; recounting keeps a comparison whose
     runs were reused from an older revact consistent with the documented rule.
     """
-    import torch
-
     from revact.integrations.flops import count_macs
     from revact.models import create_model
+    from revact.train.checkpoint import load_checkpoint, model_args
 
     cache: dict[str, dict] = {}
     for r in runs:
         if r["act"] not in cache:
             run_dir = out / r["dir"]
             model_name = json.loads((run_dir / "config.json").read_text())["model"]
-            state = torch.load(run_dir / "checkpoint.pt", map_location="cpu",
-                               weights_only=True)["model"]
-            in_chans = next(v for v in state.values() if v.dim() == 4).shape[1]
+            args = model_args(load_checkpoint(run_dir / "checkpoint.pt"))
             size = data_info.get("image_size", 28)
-            model = create_model(model_name, act_layer=r["act"], in_chans=in_chans,
-                                 num_classes=state["classifier.bias"].shape[0])
-            cache[r["act"]] = count_macs(model, (in_chans, size, size))
+            model = create_model(model_name, act_layer=r["act"], **args)
+            cache[r["act"]] = count_macs(model, (args["in_chans"], size, size))
         r.update({k: cache[r["act"]][k] for k in ("macs", "layer_macs", "act_macs")})
 
 

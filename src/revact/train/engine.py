@@ -366,6 +366,7 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
             save_checkpoint({
                 "config": {**cfg.to_dict(), "world_size": info.world_size},
                 "epoch": epoch + 1,
+                "model_args": {"num_classes": data.num_classes, "in_chans": data.in_chans},
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
@@ -387,7 +388,7 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
         "config": {**cfg.to_dict(), "world_size": info.world_size},
         "data": {"name": data.name, "source": data.source, "train": len(data.train),
                  "val": len(val_data), "test": len(data.test), "image_size": data.image_size,
-                 "in_chans": data.in_chans},
+                 "in_chans": data.in_chans, "num_classes": data.num_classes},
         "params": n_params,
         "macs": macs["macs"],
         "layer_macs": macs["layer_macs"],

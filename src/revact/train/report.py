@@ -73,7 +73,7 @@ How to read it:
   **better / worse** when the interval excludes 0, otherwise **within noise**.
 - **MMACs** per 28×28 image count conv/linear multiply-adds *and* activation maths
   (elementwise cost per output element plus the hyper-function layers of DY-ReLU and
-  Meta-ACON); the activation share is in brackets. Rule: `revact.train.flops`.
+  Meta-ACON); the activation share is in brackets. Rule: `revact.integrations.flops`.
 - **train img/s**: training images per second over all epochs (forward, backward, step),
   {env['threads']} CPU thread(s) per run on {env['device']}, {jobs} run(s) at once; runs
   sharing the machine (and other jobs on it) slow each other, so compare ratios.
@@ -182,20 +182,19 @@ def learned_shapes(run_dir: Path, layers: int = 3, channels: int = 4, points: in
     """
     import torch
 
+    from revact.activations.channels_last import ChannelsLast
     from revact.models import create_model
-    from revact.train.checkpoint import load_checkpoint
+    from revact.train.checkpoint import load_checkpoint, model_args
 
     state = load_checkpoint(run_dir / "checkpoint.pt")
     cfg = state["config"]
-    w = state["model"]
-    num_classes = w["classifier.bias"].shape[0]
-    in_chans = next(v for k, v in w.items() if k.endswith("weight") and v.dim() == 4).shape[1]
-    model = create_model(cfg["model"], act_layer=cfg["act"], num_classes=num_classes,
-                         in_chans=in_chans)
-    model.load_state_dict(w)
+    model = create_model(cfg["model"], act_layer=cfg["act"], **model_args(state))
+    model.load_state_dict(state["model"])
     model.eval()
     acts = [(n, m) for n, m in model.named_modules()
+            # A ChannelsLast wrapper's inner activation is listed on its own.
             if type(m).__module__.startswith("revact.activations")
+            and not isinstance(m, ChannelsLast)
             and any(True for _ in m.parameters(recurse=True))]
     if not acts:
         return {}
