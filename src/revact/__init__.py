@@ -18,6 +18,7 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
+from revact.activations.functional import use_fused_kernels
 from revact.integrations import timm as _timm
 from revact.integrations import ultralytics as _ultralytics
 from revact.integrations._import_hook import call_after_import as _call_after_import
@@ -55,6 +56,7 @@ __all__ = [
     "create_act",
     "get_act_layer",
     "list_acts",
+    "use_fused_kernels",
     "param_groups",
     "swap_activations",
     "count_flops",
