@@ -48,13 +48,12 @@ def plot_activations(
     seed: int = 0,
 ) -> Path:
     """Draw each activation (left) and its derivative (right) into a PNG at ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figure directly (no pyplot): the caller's matplotlib backend is left as it was.
+    from matplotlib.figure import Figure
 
     curves = {n: activation_curves(n, low, high, channels=channels, seed=seed) for n in names}
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(13, 5.5))
+    fig = Figure(figsize=(13, 5.5))
+    ax_f, ax_d = fig.subplots(1, 2)
     for name, (x, y, dy) in curves.items():
         style = "--" if act_spec(name).family != "classic" else "-"
         ax_f.plot(x, y, style, label=name, linewidth=1.6)
@@ -72,5 +71,4 @@ def plot_activations(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out

@@ -1,4 +1,7 @@
-"""Leaderboard tables (terminal, Markdown, CSV), results.json and plots for a comparison."""
+"""Leaderboard tables (terminal, Markdown, CSV) and results.json for a comparison.
+
+The PNG plots are drawn by :mod:`revact.plot.training`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_leaderboard", "write_reports", "plot_learning_curves", "plot_act_shapes"]
+__all__ = ["format_leaderboard", "write_reports"]
 
 _COLUMNS = (
     ("#", None), ("activation", "act"), ("test acc % (mean ± std)", None),
@@ -100,6 +103,8 @@ def write_reports(results: dict[str, Any], out: str | os.PathLike, plots: bool =
         w.writerows(results["runs"])
     images = []
     if plots:
+        from revact.plot.training import plot_act_shapes, plot_learning_curves, plot_tradeoffs
+
         images.append(plot_learning_curves(results, out / "learning_curves.png"))
         images.append(plot_tradeoffs(results, out / "accuracy_vs_cost.png"))
         shapes = plot_act_shapes(results, out, out / "act_shapes.png")
@@ -110,138 +115,3 @@ def write_reports(results: dict[str, Any], out: str | os.PathLike, plots: bool =
           _notes(results)]
     md += [f"![{p.stem}]({p.name})" for p in images]
     (out / "results.md").write_text("\n".join(md) + "\n")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
-    """Validation accuracy and training loss per epoch, mean over seeds (band: min–max)."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for act in results["acts"]:
-        hs = [r["history"] for r in results["runs"] if r["act"] == act]
-        if not hs:
-            continue
-        n = min(len(h) for h in hs)
-        ep = list(range(1, n + 1))
-        for ax, key in zip(axes, ("val_acc", "train_loss"), strict=True):
-            ys = [[h[i][key] for h in hs] for i in range(n)]
-            mean = [sum(y) / len(y) for y in ys]
-            (line,) = ax.plot(ep, mean, marker="o", ms=3, label=act)
-            ax.fill_between(ep, [min(y) for y in ys], [max(y) for y in ys],
-                            color=line.get_color(), alpha=0.15)
-    axes[0].set(title="validation accuracy", xlabel="epoch", ylabel="%")
-    axes[1].set(title="training loss (label-smoothed)", xlabel="epoch", ylabel="loss")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_tradeoffs(results: dict[str, Any], path: Path) -> Path:
-    """Test accuracy (mean ± std) against MACs and against training throughput."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for r in results["leaderboard"]:
-        for ax, x in zip(axes, (r["macs"] / 1e6, r["train_img_per_s"]), strict=True):
-            ax.errorbar(x, r["test_acc_mean"], yerr=r["test_acc_std"], fmt="o", capsize=3)
-            ax.annotate(r["act"], (x, r["test_acc_mean"]), fontsize=8,
-                        xytext=(4, 4), textcoords="offset points")
-    axes[0].set(xlabel="MMACs per image (activation maths included)", ylabel="test accuracy %")
-    axes[1].set(xlabel="training images / s", ylabel="test accuracy %")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle("accuracy vs cost (error bars: std over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def learned_shapes(run_dir: Path, layers: int = 3, channels: int = 4, points: int = 161):
-    """Evaluate a trained run's adaptive activation modules on a 1-D grid.
-
-    The grid x ∈ [−4, 4] is laid along one spatial axis of a (1, C, points, 1) input, the
-    same grid in every channel. Static-parameter activations (ACON-C) show their learned
-    curve exactly; input-conditioned ones (Meta-ACON, DY-ReLU) show their response to this
-    input (whose per-channel mean is 0), one realisation of a family of curves.
-
-    Returns:
-        ``{layer name: (x, [y per channel])}`` for the first, middle and last adaptive
-        layers, or ``{}`` when the activation has no parameters.
-    """
-    import torch
-
-    from revact.activations.channels_last import ChannelsLast
-    from revact.models import create_model
-    from revact.train.checkpoint import load_checkpoint, model_args
-
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    cfg = state["config"]
-    model = create_model(cfg["model"], act_layer=cfg["act"], **model_args(state))
-    model.load_state_dict(state["model"])
-    model.eval()
-    acts = [(n, m) for n, m in model.named_modules()
-            # A ChannelsLast wrapper's inner activation is listed on its own.
-            if type(m).__module__.startswith("revact.activations")
-            and not isinstance(m, ChannelsLast)
-            and any(True for _ in m.parameters(recurse=True))]
-    if not acts:
-        return {}
-    picks = sorted({0, len(acts) // 2, len(acts) - 1})[:layers]
-    x = torch.linspace(-4, 4, points)
-    shapes = {}
-    with torch.no_grad():
-        for i in picks:
-            name, m = acts[i]
-            c = getattr(m, "channels", None) or next(m.parameters()).shape[1]
-            inp = x.view(1, 1, points, 1).expand(1, c, points, 1).contiguous()
-            y = m(inp)[0, :channels, :, 0]
-            shapes[f"{name} (C={c})"] = (x.tolist(), y.tolist())
-    return shapes
-
-
-def plot_act_shapes(results: dict[str, Any], out: Path, path: Path) -> Path | None:
-    """Learned activation shapes at a few layers, one row per adaptive activation."""
-    rows = []
-    seed = results["seeds"][0]
-    for act in results["acts"]:
-        run = next((r for r in results["runs"] if r["act"] == act and r["seed"] == seed), None)
-        if run is None:
-            continue
-        shapes = learned_shapes(out / run["dir"])
-        if shapes:
-            rows.append((act, shapes))
-    if not rows:
-        return None
-    plt = _plt()
-    ncol = max(len(s) for _, s in rows)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(3.6 * ncol, 2.8 * len(rows)),
-                             squeeze=False)
-    for i, (act, shapes) in enumerate(rows):
-        for j, (layer, (x, ys)) in enumerate(shapes.items()):
-            ax = axes[i][j]
-            ax.plot(x, [max(v, 0) for v in x], "k:", lw=1, label="ReLU")
-            for k, y in enumerate(ys):
-                ax.plot(x, y, lw=1.3, label=f"ch {k}")
-            ax.set_title(f"{act}: {layer}", fontsize=8)
-            ax.grid(alpha=0.3)
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7)
-        for j in range(len(shapes), ncol):
-            axes[i][j].axis("off")
-    fig.suptitle(f"learned activation shapes (seed {seed}; grid input, 4 channels per layer)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
