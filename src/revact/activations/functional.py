@@ -69,12 +69,30 @@ class _Ops:
         self.addcmul = Tensor.addcmul_ if inplace else Tensor.addcmul
         self.sigmoid = Tensor.sigmoid_ if inplace else Tensor.sigmoid
         self.clamp_min = Tensor.clamp_min_ if inplace else Tensor.clamp_min
+        self.relu = Tensor.relu_ if inplace else Tensor.relu
+        # t > 0 as 0/1 in t's dtype, in t's buffer.
+        self.positive = (lambda t: t.gt_(0)) if inplace else (lambda t: (t > 0).to(t.dtype))
+        self.inplace = inplace
+
+    def into(self, out: Tensor, fn: Callable, *args: Tensor) -> Tensor:
+        """``fn(*args)`` written into ``out`` (a temporary the caller is done with, of the
+        result's shape and dtype), or a new tensor when writing in place is not safe."""
+        return fn(*args, out=out) if self.inplace else fn(*args)
 
 
 def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
     """``t`` summed down to ``shape``; a copy when no sum is needed, because the kernels
     go on to overwrite ``t``'s buffer."""
     return t.clone() if t.shape == shape else t.sum_to_size(shape)
+
+
+def _constant_over_sum(c: Tensor, shape: torch.Size, ndim: int) -> bool:
+    """Whether ``c`` is constant along every axis that summing an ``ndim``-D tensor down
+    to ``shape`` removes, so that ``Σ(t·c) = (Σt)·c`` and the product can follow the
+    (much smaller) sum."""
+    cs = (1,) * (ndim - c.dim()) + tuple(c.shape)
+    ss = (1,) * (ndim - len(shape)) + tuple(shape)
+    return all(cd == 1 or sd != 1 for cd, sd in zip(cs, ss, strict=True))
 
 
 # --------------------------------------------------------------------------- ACON
@@ -84,9 +102,13 @@ def _acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     dtype = _result_dtype(x, p1, p2, beta)
     xc, p1, p2, beta, op = x.to(dtype), p1.to(dtype), p2.to(dtype), beta.to(dtype), _Ops()
     dp = p1 - p2
-    # y = x·(dp·σ(β·dp·x) + p2): one activation-sized buffer.
+    # y = x·(p2 + dp·σ(β·dp·x)): one activation-sized buffer, four passes over it.
     y = op.sigmoid((beta * dp) * xc)
-    return op.mul(op.add(op.mul(y, dp), p2), xc).to(x.dtype)
+    if op.inplace and y.shape == torch.broadcast_shapes(y.shape, p2.shape, dp.shape):
+        y = op.into(y, torch.addcmul, p2, y, dp)
+    else:  # p2 or dp has a larger shape than y: out of place
+        y = torch.addcmul(p2, y, dp)
+    return op.mul(y, xc).to(x.dtype)
 
 
 def _acon_backward(
@@ -97,16 +119,25 @@ def _acon_backward(
     # Products of coefficients in the working dtype too (0-d tensors do not promote).
     p1, p2, beta = p1.to(dtype), p2.to(dtype), beta.to(dtype)
     # With d = (p1 - p2)·x and z = β·d: dy/dd = σ(z) + z·σ'(z), dy/dβ = d²·σ'(z).
+    # Three activation-sized buffers (z, s, g_ds), each reused once it is spent.
     dp = p1 - p2
     z = (beta * dp) * xc
     s = torch.sigmoid(z)
-    g_ds = op.mul(op.mul(torch.rsub(s, 1), s), g)  # g·σ'(z)
+    # g·σ'(z) = g·s·(1 - s) in one native pass.
+    g_ds = torch.ops.aten.sigmoid_backward(g, s) if x.shape == g.shape else \
+        op.mul(op.mul(torch.rsub(s, 1), s), g)
     g_dd = op.addcmul(op.mul(s, g), z, g_ds)  # g·dy/dd, in s's buffer
     # Reduce inside the kernel, so a fused build never materialises full-size grads.
-    g_beta = _sum_to(op.mul(op.mul(op.mul(g_ds, xc), xc), dp * dp), beta.shape)
-    g_dd_x = g_dd * xc
+    # dp² after the sum when it is constant over the summed axes (per-channel ACON).
+    g_ds_x2 = op.mul(op.mul(g_ds, xc), xc)
+    if _constant_over_sum(dp, beta.shape, g_ds_x2.dim()):
+        g_beta = _sum_to(g_ds_x2, beta.shape) * (dp * dp)
+    else:
+        g_beta = _sum_to(op.mul(g_ds_x2, dp * dp), beta.shape)
+    g_dd_x = op.into(z, torch.mul, g_dd, xc) if z.shape == g_dd.shape else g_dd * xc
     g_p1 = _sum_to(g_dd_x, p1.shape)
-    g_p2 = _sum_to(op.sub(g * xc, g_dd_x), p2.shape)  # dy/dp2 = x - dy/dp1
+    g_x_x = op.into(g_ds_x2, torch.mul, g, xc) if g_ds_x2.shape == g.shape else g * xc
+    g_p2 = _sum_to(op.sub(g_x_x, g_dd_x), p2.shape)  # dy/dp2 = x - dy/dp1
     g_x = op.addcmul(op.mul(g_dd, dp), g, p2)
     return g_x, g_p1, g_p2, g_beta
 
@@ -136,6 +167,20 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
 def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
     dtype = _result_dtype(x, a, b, scale)
     xc, op = x.to(dtype), _Ops()
+    # (len(range(...)): a trace takes K as a constant this way, without a check.)
+    if len(range(a.shape[-1])) == 2:
+        # max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu((a1 - a0)·x + (b1 - b0)): one
+        # activation-sized buffer instead of two; the backward's winner test is the
+        # sign of the same difference.
+        a0, b0 = a[..., 0], b[..., 0]
+        y = op.relu(torch.addcmul(b[..., 1] - b0, a[..., 1] - a0, xc))
+        if op.inplace and y.shape == torch.broadcast_shapes(y.shape, a0.shape, b0.shape):
+            y = op.addcmul(op.add(y, b0), a0, xc)
+        else:
+            y = torch.addcmul(y + b0, a0, xc)
+        if scale is not None:
+            y = op.mul(y, scale)
+        return y.to(x.dtype)
     y = torch.addcmul(b[..., 0], a[..., 0], xc)
     for k in range(1, a.shape[-1]):
         # clamp_min against a tensor is maximum, with an in-place form.
@@ -200,6 +245,24 @@ def _max2_grads(
     k = 1 sums."""
     a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
     op, shape = _Ops(), a0.shape
+    if scale is None:
+        # Branch 1 wins where (a1 - a0)·x + (b1 - b0) > 0, as in the forward; ties go to
+        # k = 0. Two activation-sized buffers: the float mask (which becomes g·a_winner)
+        # and one product reused for both x-weighted sums.
+        da = a1 - a0
+        wins = op.positive(torch.addcmul(b1 - b0, da, x))
+        gx = g * x
+        gx_sum = _sum_to(gx, shape)
+        g1x_sum = _sum_to(op.mul(gx, wins), shape)
+        g1 = op.mul(wins, g)
+        g_sum, g1_sum = _sum_to(g, shape), _sum_to(g1, shape)
+        if g1.shape == torch.broadcast_shapes(g1.shape, da.shape, g.shape, a0.shape):
+            g_x = op.addcmul(op.mul(g1, da), g, a0)  # g·a_winner, in the mask's buffer
+        else:
+            g_x = torch.addcmul(g1 * da, g, a0)
+        g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
+        g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
+        return g_x, g_a, g_b, None
     branch0, branch1 = torch.addcmul(b0, a0, x), torch.addcmul(b1, a1, x)
     # A float mask, converted once: multiplying by a bool tensor converts it again on
     # every use (eager), and under torch.compile(model) Inductor keeps this mask for a
