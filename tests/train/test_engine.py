@@ -1,6 +1,8 @@
 """The training engine in-process, checkpoints, and refusing bad checkpoints."""
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ import torch
 from revact.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from revact.train.config import TrainConfig
 from revact.train.engine import build_optimizer, train
+from revact.train.results import CompareRun, RunResult
 
 
 def _cfg(tiny_data, out, **kw):
@@ -19,11 +22,33 @@ def _cfg(tiny_data, out, **kw):
 def test_train_learns_and_writes_files(tiny_data, tmp_path):
     m = train(_cfg(tiny_data, tmp_path))
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.pt").is_file()
-    assert len(m["history"]) == 3 and m["test_acc"] > 40  # chance is 10%
-    assert m["params"] > 0 and m["macs"] > m["act_macs"] > 0
-    assert m["train_img_per_s"] > 0 and m["peak_mem_mib"] > 0
+    assert [h.epoch for h in m.history] == [1, 2, 3] and m.test_acc > 40  # chance is 10%
+    assert m.params > 0 and m.macs > m.act_macs > 0
+    assert m.train_img_per_s > 0 and m.peak_mem_mib > 0 and m.saved_for_backward_mib > 0
+    assert m.train_img_per_s == pytest.approx(
+        sum(h.img_per_s * h.seconds for h in m.history) / m.train_seconds)
+    assert m["test_acc"] == m.test_acc  # reads like metrics.json
+    # metrics.json is the record's dictionary, and reads back into the same record.
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == m.to_dict() and RunResult.from_dict(written) == m
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["epoch"] == 3 and state["config"]["act"] == "acon_c"
+    assert state["history"] == written["history"]
+
+
+def test_committed_comparison_still_reads():
+    """results.json written before the typed records: same rows, same leaderboard."""
+    from revact.train.compare import summarize
+
+    path = Path(__file__).parents[2] / "benchmarks/results/compare_fmnist_mbv2/results.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    results = json.loads(path.read_text())
+    for row in results["runs"]:
+        assert CompareRun.from_dict(row).to_dict() == row
+    assert summarize(results["runs"], results["acts"]) == results["leaderboard"]
+    runs = [CompareRun.from_dict(r) for r in results["runs"]]
+    assert summarize(runs, results["acts"]) == results["leaderboard"]
 
 
 def test_activation_parameters_get_no_weight_decay():

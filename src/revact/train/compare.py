@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from revact.train.config import TrainConfig
+from revact.train.results import CompareRun, RunResult
 from revact.train.stats import paired_ci, verdict
 
 __all__ = ["default_jobs", "plan_runs", "run_compare", "summarize", "check_out_recipe",
@@ -73,7 +74,8 @@ def _run_dir(out: Path, act: str, seed: int) -> Path:
     return out / "runs" / act / f"seed{seed}"
 
 
-def _finished(run_dir: Path, cfg: TrainConfig) -> dict | None:
+def _finished(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
+    """The result of a finished run of this recipe in ``run_dir``, or None."""
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
@@ -81,8 +83,10 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> dict | None:
         metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    saved = metrics.get("config", {})
-    return metrics if all(saved.get(k) == v for k, v in cfg.recipe().items()) else None
+    saved = metrics.get("config") or {}
+    if any(saved.get(k) != v for k, v in cfg.recipe().items()):
+        return None
+    return RunResult.from_dict(metrics)
 
 
 class _Processes:
@@ -129,20 +133,20 @@ def _launch(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[int, st
     return procs.run(cmd, log, env), str(log)
 
 
-def _run_or_reuse(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[dict, str]:
-    """Metrics of one run, training it unless a finished run with this recipe exists."""
-    metrics = _finished(run_dir, cfg)
-    if metrics is not None:
-        return metrics, "reused"
+def _run_or_reuse(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[RunResult, str]:
+    """The result of one run, training it unless a finished run with this recipe exists."""
+    result = _finished(run_dir, cfg)
+    if result is not None:
+        return result, "reused"
     t0 = time.perf_counter()
     rc, log = _launch(cfg, run_dir, procs)
-    metrics = _finished(run_dir, cfg)
-    if rc != 0 or metrics is None:
+    result = _finished(run_dir, cfg)
+    if rc != 0 or result is None:
         tail = "".join(Path(log).read_text().splitlines(True)[-25:])
         raise RuntimeError(f"run {cfg.act} seed {cfg.seed} failed (exit {rc}); log {log}:\n{tail}")
     elapsed = time.perf_counter() - t0
     (run_dir / "wall_seconds.txt").write_text(f"{elapsed:.1f}\n")
-    return metrics, f"{elapsed:.0f}s"
+    return result, f"{elapsed:.0f}s"
 
 
 def default_jobs(threads: int | None, device: str = "cpu") -> int:
@@ -200,7 +204,7 @@ def run_compare(
     out.mkdir(parents=True, exist_ok=True)
     width = len(str(len(plan)))
     t_start = time.perf_counter()
-    metrics_of: dict[tuple[str, int], dict] = {}
+    result_of: dict[tuple[str, int], RunResult] = {}
     procs = _Processes()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {}
@@ -211,29 +215,27 @@ def run_compare(
                 futures[pool.submit(_run_or_reuse, cfg, run_dir, procs)] = (act, seed)
             for done, fut in enumerate(as_completed(futures), 1):
                 act, seed = futures[fut]
-                metrics, took = fut.result()
-                metrics_of[act, seed] = metrics
+                result, took = fut.result()
+                result_of[act, seed] = result
                 print(f"[{done:>{width}}/{len(plan)}] {act:<12} seed {seed}  "
-                      f"test {metrics['test_acc']:6.2f}%  val {metrics['val_acc']:6.2f}%  "
-                      f"{metrics['train_img_per_s']:6.0f} img/s  ({took})", flush=True)
+                      f"test {result.test_acc:6.2f}%  val {result.val_acc:6.2f}%  "
+                      f"{result.train_img_per_s:6.0f} img/s  ({took})", flush=True)
         except BaseException:
             # A failed run or an interrupt: start nothing more and stop what is running.
             pool.shutdown(wait=False, cancel_futures=True)
             procs.stop()
             raise
-    runs: list[dict] = []
+    runs: list[CompareRun] = []
     for act, seed in plan:
-        metrics, run_dir = metrics_of[act, seed], _run_dir(out, act, seed)
+        run_dir = _run_dir(out, act, seed)
         wall = run_dir / "wall_seconds.txt"
-        runs.append({"act": act, "seed": seed, "dir": str(run_dir.relative_to(out)),
-                     "wall_seconds": float(wall.read_text()) if wall.is_file() else None,
-                     **{k: metrics[k] for k in (
-                         "test_acc", "test_loss", "val_acc", "params", "macs",
-                         "layer_macs", "act_macs", "train_img_per_s", "train_seconds",
-                         "peak_mem_mib", "saved_for_backward_mib", "history")}})
-    last = metrics_of[plan[-1]]
-    data_info = last["data"]
-    env_info = {k: last[k] for k in ("device", "threads", "torch", "peak_mem_kind")}
+        runs.append(CompareRun.from_result(
+            act, seed, str(run_dir.relative_to(out)),
+            float(wall.read_text()) if wall.is_file() else None, result_of[act, seed]))
+    last = result_of[plan[-1]]
+    data_info = last.data
+    env_info = {"device": last.device, "threads": last.threads, "torch": last.torch,
+                "peak_mem_kind": last.peak_mem_kind}
     _recount_macs(runs, out, data_info)
     results = {
         "command": command or "",
@@ -245,12 +247,12 @@ def run_compare(
         "environment": {**env_info, "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
                         # Whole comparison (each run's process, from start to exit), and this
                         # invocation alone (small when runs were reused).
-                        "runs_wall_seconds": _total([r["wall_seconds"] for r in runs]),
+                        "runs_wall_seconds": _total([r.wall_seconds for r in runs]),
                         "invocation_seconds": time.perf_counter() - t_start,
                         # Runs at once: their img/s share the machine's memory bandwidth.
                         "parallel_runs": jobs},
         "leaderboard": summarize(runs, acts),
-        "runs": runs,
+        "runs": [r.to_dict() for r in runs],
     }
     from revact.train.report import write_reports
 
@@ -258,7 +260,7 @@ def run_compare(
     return results
 
 
-def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
+def _recount_macs(runs: list[CompareRun], out: Path, data_info: dict) -> None:
     """Count MACs here, with this revact's counting rule, rather than trusting the runs.
 
     MACs depend on the network and activation only; recounting keeps a comparison whose
@@ -270,14 +272,15 @@ def _recount_macs(runs: list[dict], out: Path, data_info: dict) -> None:
 
     cache: dict[str, dict] = {}
     for r in runs:
-        if r["act"] not in cache:
-            run_dir = out / r["dir"]
+        if r.act not in cache:
+            run_dir = out / r.dir
             model_name = json.loads((run_dir / "config.json").read_text())["model"]
             args = model_args(load_checkpoint(run_dir / "checkpoint.pt"))
             size = data_info.get("image_size", 28)
-            model = create_model(model_name, act_layer=r["act"], **args)
-            cache[r["act"]] = count_macs(model, (args["in_chans"], size, size))
-        r.update({k: cache[r["act"]][k] for k in ("macs", "layer_macs", "act_macs")})
+            model = create_model(model_name, act_layer=r.act, **args)
+            cache[r.act] = count_macs(model, (args["in_chans"], size, size))
+        r.macs, r.layer_macs, r.act_macs = (
+            cache[r.act][k] for k in ("macs", "layer_macs", "act_macs"))
 
 
 def _total(xs: list[float | None]) -> float | None:
@@ -290,23 +293,25 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return m, sd
 
 
-def summarize(runs: list[dict], acts: list[str]) -> list[dict]:
+def summarize(runs: list[CompareRun | dict], acts: list[str]) -> list[dict]:
     """One leaderboard row per activation, best mean test accuracy first.
 
+    ``runs`` are :class:`CompareRun` records or their dictionaries (``results.json``).
     The difference to the baseline (``acts[0]``) is paired by seed: only seeds present for
     both enter it.
     """
-    by_act = {a: {r["seed"]: r for r in runs if r["act"] == a} for a in acts}
+    runs = [r if isinstance(r, CompareRun) else CompareRun.from_dict(r) for r in runs]
+    by_act = {a: {r.seed: r for r in runs if r.act == a} for a in acts}
     base = by_act[acts[0]]
     rows = []
     for act in acts:
         rs = by_act[act]
         if not rs:
             continue
-        accs = [r["test_acc"] for r in rs.values()]
+        accs = [r.test_acc for r in rs.values()]
         mean, std = _mean_std(accs)
         common = sorted(set(rs) & set(base))
-        ci = paired_ci([rs[s]["test_acc"] for s in common], [base[s]["test_acc"] for s in common])
+        ci = paired_ci([rs[s].test_acc for s in common], [base[s].test_acc for s in common])
         first = next(iter(rs.values()))
         rows.append({
             "act": act,
@@ -317,13 +322,13 @@ def summarize(runs: list[dict], acts: list[str]) -> list[dict]:
             "diff_ci_low": ci["low"],
             "diff_ci_high": ci["high"],
             "verdict": "baseline" if act == acts[0] else verdict(ci),
-            "val_acc_mean": _mean_std([r["val_acc"] for r in rs.values()])[0],
-            "params": first["params"],
-            "macs": first["macs"],
-            "act_macs": first["act_macs"],
-            "train_img_per_s": _mean_std([r["train_img_per_s"] for r in rs.values()])[0],
-            "peak_mem_mib": max(r["peak_mem_mib"] for r in rs.values()),
-            "saved_for_backward_mib": first["saved_for_backward_mib"],
+            "val_acc_mean": _mean_std([r.val_acc for r in rs.values()])[0],
+            "params": first.params,
+            "macs": first.macs,
+            "act_macs": first.act_macs,
+            "train_img_per_s": _mean_std([r.train_img_per_s for r in rs.values()])[0],
+            "peak_mem_mib": max(r.peak_mem_mib for r in rs.values()),
+            "saved_for_backward_mib": first.saved_for_backward_mib,
         })
     rows.sort(key=lambda r: -r["test_acc_mean"])
     return rows

@@ -18,6 +18,7 @@ import random
 import resource
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,12 @@ from torch.utils.data import DistributedSampler
 
 from revact.data import DataSplits, ImageData, load_data
 from revact.integrations.flops import count_macs, saved_tensor_mib
-from revact.train.checkpoint import check_out_dir, load_checkpoint, save_checkpoint
+from revact.train.checkpoint import (
+    CheckpointError,
+    check_out_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 from revact.train.config import TrainConfig
 from revact.train.distributed import (
     DistInfo,
@@ -36,9 +42,10 @@ from revact.train.distributed import (
     cleanup_distributed,
     init_distributed,
 )
+from revact.train.results import EpochStats, RunResult
 
 __all__ = ["train", "build_optimizer", "cosine_lambda", "evaluate", "peak_memory_mib",
-           "steps_per_epoch"]
+           "steps_per_epoch", "RunResult", "EpochStats"]
 
 
 def _log(info: DistInfo, msg: str) -> None:
@@ -55,6 +62,14 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _check_global_batch(batch_size: int, world_size: int) -> None:
+    if batch_size % world_size:
+        raise ValueError(
+            f"batch size {batch_size} must divide by the number of processes "
+            f"({world_size}); it is the global batch"
+        )
+
+
 def steps_per_epoch(cfg: TrainConfig, data: DataSplits, world_size: int = 1) -> int:
     """Optimizer steps per epoch (full global batches only), after checking the recipe fits
     the data; ``revact compare`` calls it once, before any run starts.
@@ -63,11 +78,7 @@ def steps_per_epoch(cfg: TrainConfig, data: DataSplits, world_size: int = 1) -> 
         ValueError: the batch does not divide over the processes, the training images give
             no full batch, or no validation image is left.
     """
-    if cfg.batch_size % world_size:
-        raise ValueError(
-            f"batch size {cfg.batch_size} must divide by the number of processes "
-            f"({world_size}); it is the global batch"
-        )
+    _check_global_batch(cfg.batch_size, world_size)
     # drop_last: a final batch of 1 would break BatchNorm (and Meta-ACON's G(x)).
     steps = len(data.train) // cfg.batch_size
     if steps < 1:
@@ -173,7 +184,9 @@ def _rng_state(flip_gen: torch.Generator, device: torch.device) -> dict[str, Any
     return state
 
 
-def _set_rng_state(state: dict[str, Any], flip_gen: torch.Generator, device) -> None:
+def _set_rng_state(
+    state: dict[str, Any], flip_gen: torch.Generator, device: torch.device,
+) -> None:
     torch.set_rng_state(state["torch"])
     flip_gen.set_state(state["augment"])
     random.setstate(_tuples(state["python"]))
@@ -195,7 +208,7 @@ def _write_json(path: Path, obj: dict) -> None:
 def train(
     cfg: TrainConfig, resume: str | os.PathLike | bool | None = None,
     data: DataSplits | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     """Train ``cfg.model`` with activation ``cfg.act``; evaluate on test at the end.
 
     Writes ``checkpoint.pt`` (atomically, after every epoch) and ``metrics.json`` into
@@ -208,7 +221,8 @@ def train(
         data: pre-loaded splits (tests); loaded from ``cfg`` when None.
 
     Returns:
-        The metrics dictionary also written to ``metrics.json``.
+        The run's :class:`RunResult`, also written to ``metrics.json``
+        (``result["test_acc"]`` reads as from that file).
 
     Raises:
         CheckpointError: ``resume`` points at a corrupt, foreign or mismatched checkpoint.
@@ -224,28 +238,93 @@ def train(
         cleanup_distributed()
 
 
-def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
-    from revact.models import create_model
+@dataclass
+class _Run:
+    """One training run's objects and progress, as :func:`_set_up` builds them."""
 
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    data: DataSplits
+    val_data: ImageData
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    flip_gen: torch.Generator
+    criterion: nn.Module
+    norm: _Normalizer
+    n_steps: int  # optimizer steps per epoch
+    per_rank_batch: int
+    n_params: int
+    macs: dict[str, float]
+    saved_mib: float
+    net: nn.Module | None = None  # the model, DDP-wrapped under torchrun
+    # Progress, restored on resume.
+    epochs_done: int = 0
+    history: list[EpochStats] = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_images: int = 0
+
+
+def _train(
+    cfg: TrainConfig, resume: str | os.PathLike | bool | None, data: DataSplits | None,
+    device: torch.device, info: DistInfo,
+) -> RunResult:
     # Before any work: an --out that cannot hold the checkpoint would lose the first epoch.
     out = check_out_dir(cfg.out)
-    ckpt_path = out / "checkpoint.pt"
-    if cfg.batch_size % info.world_size:  # before loading data; steps_per_epoch checks again
-        raise ValueError(
-            f"batch size {cfg.batch_size} must divide by the number of processes "
-            f"({info.world_size}); it is the global batch"
+    _check_global_batch(cfg.batch_size, info.world_size)  # before loading data
+    ckpt = out / "checkpoint.pt" if resume is True else Path(resume) if resume else None
+    state = _load_resume_state(cfg, ckpt, info) if ckpt else None
+    run = _set_up(cfg, data, device, info)
+    if state is not None:
+        _restore(run, state)
+        _log(info, f"resumed from {ckpt} after epoch {run.epochs_done}/{cfg.epochs}")
+    run.net = run.model
+    if info.enabled:
+        run.net = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    state = None
-    if resume:
-        path = ckpt_path if resume is True else Path(resume)
-        state = load_checkpoint(path, recipe={**cfg.recipe()})
-        if state["config"].get("world_size", 1) != info.world_size:
-            from revact.train.checkpoint import CheckpointError
+    _log(info, f"model: {cfg.model} act={cfg.act} params={run.n_params:,} "
+               f"MACs={run.macs['macs'] / 1e6:.2f}M  opt={cfg.opt} lr={cfg.lr} "
+               f"wd={cfg.weight_decay} batch={_batch_text(cfg.batch_size, info.world_size)} "
+               f"device={device}")
+    for epoch in range(run.epochs_done, cfg.epochs):
+        run.history.append(_epoch(run, epoch))
+        run.epochs_done = epoch + 1
+        if info.is_main:
+            save_checkpoint(_checkpoint_state(run), out / "checkpoint.pt")
+        if info.enabled:
+            torch.distributed.barrier()
+    result = _finish(run)
+    if info.is_main:
+        _write_json(out / "metrics.json", result.to_dict())
+    return result
 
-            raise CheckpointError(
-                f"{path} was written with {state['config'].get('world_size', 1)} process(es), "
-                f"this run has {info.world_size}; the data order would differ"
-            )
+
+def _load_resume_state(cfg: TrainConfig, path: Path, info: DistInfo) -> dict[str, Any]:
+    """The checkpoint to resume from, checked against this recipe and process count."""
+    state = load_checkpoint(path, recipe={**cfg.recipe()})
+    saved_world = state["config"].get("world_size", 1)
+    if saved_world != info.world_size:
+        raise CheckpointError(
+            f"{path} was written with {saved_world} process(es), this run has "
+            f"{info.world_size}; the data order would differ"
+        )
+    return state
+
+
+def _set_up(
+    cfg: TrainConfig, data: DataSplits | None, device: torch.device, info: DistInfo,
+) -> _Run:
+    """Data, network, optimizer, schedule and generators of a fresh run (nothing trained).
+
+    The order of the steps that draw random numbers is part of the reproducibility
+    contract: the initial weights come from ``cfg.seed`` alone.
+    """
+    from revact.models import create_model
+
     if data is None:
         data = load_data(
             cfg.data, cfg.data_dir, val_size=cfg.val_size, split_seed=cfg.split_seed,
@@ -276,140 +355,145 @@ def _train(cfg, resume, data, device, info: DistInfo) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, cosine_lambda(cfg.epochs * n_steps, int(cfg.warmup_epochs * n_steps))
     )
-    use_scaler = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    flip_gen = torch.Generator().manual_seed(cfg.seed * 1000 + info.rank)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    norm = _Normalizer(data, device)
-
     # On a copy and from its own generator: measuring must not move any RNG the run uses.
     probe = torch.randn(per_rank_batch, data.in_chans, data.image_size, data.image_size,
                         generator=torch.Generator().manual_seed(0)).to(device)
     rng = torch.get_rng_state()
     saved_mib = saved_tensor_mib(model, probe)
     torch.set_rng_state(rng)
+    return _Run(
+        cfg=cfg, info=info, device=device, data=data, val_data=val_data, model=model,
+        opt=opt, sched=sched,
+        scaler=torch.amp.GradScaler("cuda", enabled=_uses_scaler(cfg, device)),
+        sampler=sampler, flip_gen=torch.Generator().manual_seed(cfg.seed * 1000 + info.rank),
+        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        norm=_Normalizer(data, device), n_steps=n_steps, per_rank_batch=per_rank_batch,
+        n_params=n_params, macs=macs, saved_mib=saved_mib,
+    )
 
-    start_epoch, history, train_time, train_images = 0, [], 0.0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], flip_gen, device)
-        start_epoch, history = state["epoch"], list(state.get("history", []))
-        train_time, train_images = state.get("train_seconds", 0.0), state.get("train_images", 0)
-        _log(info, f"resumed from {ckpt_path if resume is True else resume} "
-                   f"after epoch {start_epoch}/{cfg.epochs}")
 
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    _log(info, f"model: {cfg.model} act={cfg.act} params={n_params:,} "
-               f"MACs={macs['macs'] / 1e6:.2f}M  opt={cfg.opt} lr={cfg.lr} "
-               f"wd={cfg.weight_decay} batch={_batch_text(cfg.batch_size, info.world_size)} "
-               f"device={device}")
+def _uses_scaler(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.amp and device.type == "cuda"
 
-    for epoch in range(start_epoch, cfg.epochs):
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-        net.train()
-        loss_sum = correct = seen = 0.0
-        bar = _progress(info, cfg, n_steps, f"epoch {epoch + 1}/{cfg.epochs}")
-        t0 = time.perf_counter()
-        for step in range(n_steps):
-            b = order[step * per_rank_batch : (step + 1) * per_rank_batch]
-            x = norm(data.train.images[b], flip_gen if cfg.augment else None)
-            y = data.train.labels[b].to(device)
-            with _autocast(cfg, device):
-                logits = net(x)
-                loss = criterion(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            loss_sum += loss.item() * len(b)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(b)
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
-                                    acc=f"{100 * correct / seen:.1f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_time = time.perf_counter() - t0
+
+def _checkpoint_state(run: _Run) -> dict[str, Any]:
+    """Everything :func:`_restore` needs to continue exactly where ``run`` is now."""
+    cfg, info = run.cfg, run.info
+    return {
+        "config": {**cfg.to_dict(), "world_size": info.world_size},
+        "epoch": run.epochs_done,
+        "model_args": {"num_classes": run.data.num_classes, "in_chans": run.data.in_chans},
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict(),
+        "scaler": run.scaler.state_dict() if _uses_scaler(cfg, run.device) else None,
+        "rng": _rng_state(run.flip_gen, run.device),
+        "data_order": {"sampler_seed": cfg.seed, "next_epoch": run.epochs_done},
+        "history": [h.to_dict() for h in run.history],
+        "train_seconds": run.train_seconds,
+        "train_images": run.train_images,
+    }
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> None:
+    """Load a checkpoint's weights, optimizer, schedule, generators and progress."""
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"], run.flip_gen, run.device)
+    run.epochs_done = state["epoch"]
+    run.history = [EpochStats.from_dict(h) for h in state.get("history", [])]
+    run.train_seconds = state.get("train_seconds", 0.0)
+    run.train_images = state.get("train_images", 0)
+
+
+def _epoch(run: _Run, epoch: int) -> EpochStats:
+    """Train one epoch, then validate; adds to the run's time and image counts."""
+    cfg = run.cfg
+    loss_sum, correct, seen, seconds = _train_pass(run, epoch)
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], run.info)
+    run.train_seconds += seconds
+    run.train_images += int(seen)
+    val = evaluate(run.model, run.val_data, run.norm, run.info, cfg)
+    stats = EpochStats(
+        epoch=epoch + 1, train_loss=loss_sum / seen, train_acc=100.0 * correct / seen,
+        val_loss=val["loss"], val_acc=val["acc"], lr=run.opt.param_groups[0]["lr"],
+        seconds=seconds, img_per_s=seen / seconds,
+    )
+    _log(run.info, f"epoch {epoch + 1}/{cfg.epochs}  train loss {stats.train_loss:.4f} "
+                   f"acc {stats.train_acc:.2f}%  val loss {stats.val_loss:.4f} "
+                   f"acc {stats.val_acc:.2f}%  {stats.img_per_s:.0f} img/s  {seconds:.1f}s")
+    return stats
+
+
+def _train_pass(run: _Run, epoch: int) -> tuple[float, float, float, float]:
+    """This rank's optimizer steps of one epoch: (loss sum, correct, images, seconds)."""
+    cfg, device, b_size = run.cfg, run.device, run.per_rank_batch
+    run.sampler.set_epoch(epoch)
+    order = torch.tensor(list(iter(run.sampler)), dtype=torch.long)
+    run.net.train()
+    loss_sum = correct = seen = 0.0
+    bar = _progress(run.info, cfg, run.n_steps, f"epoch {epoch + 1}/{cfg.epochs}")
+    t0 = time.perf_counter()
+    for step in range(run.n_steps):
+        b = order[step * b_size : (step + 1) * b_size]
+        x = run.norm(run.data.train.images[b], run.flip_gen if cfg.augment else None)
+        y = run.data.train.labels[b].to(device)
+        with _autocast(cfg, device):
+            logits = run.net(x)
+            loss = run.criterion(logits.float(), y)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        loss_sum += loss.item() * len(b)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(b)
         if bar is not None:
-            bar.close()
-        loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info)
-        train_time += epoch_time
-        train_images += int(seen)
-        val = evaluate(model, val_data, norm, info, cfg)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / seen,
-            "train_acc": 100.0 * correct / seen,
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": epoch_time,
-            "img_per_s": seen / epoch_time,
-        }
-        history.append(row)
-        _log(info, f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} "
-                   f"acc {row['train_acc']:.2f}%  val loss {val['loss']:.4f} "
-                   f"acc {val['acc']:.2f}%  {row['img_per_s']:.0f} img/s  {epoch_time:.1f}s")
-        if info.is_main:
-            save_checkpoint({
-                "config": {**cfg.to_dict(), "world_size": info.world_size},
-                "epoch": epoch + 1,
-                "model_args": {"num_classes": data.num_classes, "in_chans": data.in_chans},
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict() if use_scaler else None,
-                "rng": _rng_state(flip_gen, device),
-                "data_order": {"sampler_seed": cfg.seed, "next_epoch": epoch + 1},
-                "history": history,
-                "train_seconds": train_time,
-                "train_images": train_images,
-            }, ckpt_path)
-        if info.enabled:
-            torch.distributed.barrier()
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return loss_sum, correct, seen, seconds
 
-    test = evaluate(model, data.test, norm, info, cfg)
+
+def _finish(run: _Run) -> RunResult:
+    """Test once, gather memory, and put the run's numbers into a :class:`RunResult`."""
+    cfg, info, data, device = run.cfg, run.info, run.data, run.device
+    test = evaluate(run.model, data.test, run.norm, info, cfg)
     _log(info, f"test  loss {test['loss']:.4f}  acc {test['acc']:.2f}%  "
                f"({len(data.test)} images)")
     peak = all_reduce_sum([peak_memory_mib(device)], info)[0] / info.world_size
-    metrics = {
-        "config": {**cfg.to_dict(), "world_size": info.world_size},
-        "data": {"name": data.name, "source": data.source, "train": len(data.train),
-                 "val": len(val_data), "test": len(data.test), "image_size": data.image_size,
-                 "in_chans": data.in_chans, "num_classes": data.num_classes},
-        "params": n_params,
-        "macs": macs["macs"],
-        "layer_macs": macs["layer_macs"],
-        "act_macs": macs["act_macs"],
-        "history": history,
-        "test_acc": test["acc"],
-        "test_loss": test["loss"],
-        "val_acc": history[-1]["val_acc"] if history else None,
-        "train_seconds": train_time,
-        "train_img_per_s": train_images / train_time if train_time else None,
-        "peak_mem_mib": peak,
-        "saved_for_backward_mib": saved_mib,
-        "saved_for_backward_batch": per_rank_batch,
-        "peak_mem_kind": "cuda_max_allocated" if device.type == "cuda" else "rss_high_water",
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    if info.is_main:
-        _write_json(out / "metrics.json", metrics)
-    return metrics
+    return RunResult(
+        config={**cfg.to_dict(), "world_size": info.world_size},
+        data={"name": data.name, "source": data.source, "train": len(data.train),
+              "val": len(run.val_data), "test": len(data.test), "image_size": data.image_size,
+              "in_chans": data.in_chans, "num_classes": data.num_classes},
+        params=run.n_params,
+        macs=run.macs["macs"],
+        layer_macs=run.macs["layer_macs"],
+        act_macs=run.macs["act_macs"],
+        history=run.history,
+        test_acc=test["acc"],
+        test_loss=test["loss"],
+        val_acc=run.history[-1].val_acc if run.history else None,
+        train_seconds=run.train_seconds,
+        train_img_per_s=run.train_images / run.train_seconds if run.train_seconds else None,
+        peak_mem_mib=peak,
+        saved_for_backward_mib=run.saved_mib,
+        saved_for_backward_batch=run.per_rank_batch,
+        peak_mem_kind="cuda_max_allocated" if device.type == "cuda" else "rss_high_water",
+        device=str(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+    )
 
 
 def _batch_text(batch_size: int, world_size: int) -> str:
