@@ -4,7 +4,7 @@ bfloat16 autocast. Prints markdown tables.
     .venv/bin/python benchmarks/revcol_memory.py                 # tiny channels, 64x64, batch 4
     .venv/bin/python benchmarks/revcol_memory.py --columns 4 8   # fewer columns
 
-Saved bytes are counted with ``torch.autograd.graph.saved_tensors_hooks`` during the forward,
+Saved bytes are counted by :func:`revact.bench.memory.saved_tensor_bytes` during the forward,
 each storage once (exact and repeatable), leaving out the parameters that autograd saves (they
 are in memory anyway). The step
 time is the median of forward + loss + backward (the optimizer update is the same in every
@@ -22,6 +22,7 @@ import time
 import torch
 from torch import Tensor
 
+from revact.bench.memory import saved_tensor_bytes
 from revact.revcol import RevCol
 
 
@@ -40,21 +41,6 @@ def build(channels, layers, columns, memory, keep_every=None, alpha=None, seed=0
 
 def loss_of(logits: Tensor) -> Tensor:
     return torch.nn.functional.cross_entropy(logits.float(), torch.arange(logits.shape[0]) % 10)
-
-
-def saved_bytes(model: RevCol, x: Tensor) -> int:
-    storages: dict[int, int] = {}
-    params = {q.untyped_storage().data_ptr() for q in model.parameters()}
-
-    def pack(t: Tensor) -> Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)  # noqa: F841  (keeps the graph, hence the storages, alive while counting)
-    return sum(storages.values())
 
 
 def step_time(model: RevCol, x: Tensor, repeats: int) -> float:
@@ -120,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             modes.append(("full", 4))
         for mode, keep in modes:
             model = build(channels, layers, n, mode, keep_every=keep)
-            mib = saved_bytes(model, x) / 2**20
+            mib = saved_tensor_bytes(model, x, parameters=False) / 2**20
             sec = step_time(model, x, args.repeats)
             err = model.last_reconstruction_error
             params = sum(q.numel() for q in model.parameters()) / 1e6

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from revact.bench.memory import saved_tensor_bytes as saved_bytes  # noqa: F401 (RevCol tests)
 from revact.revcol import RevCol
 
 CHANNELS = (8, 16, 32, 64)
@@ -55,21 +56,6 @@ def _default_loss(out):
     # A fixed, non-trivial weighting so every output element matters differently.
     w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
     return (out * w).sum() + out.square().sum()
-
-
-def saved_bytes(fn) -> int:
-    """Bytes autograd saves for backward while ``fn()`` runs, each storage counted once."""
-    storages: dict[int, int] = {}
-    keep = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        keep.append(fn())  # keep the graph alive while counting
-    return sum(storages.values())
 
 
 def graph_names(out) -> set[str]:

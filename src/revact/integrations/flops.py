@@ -71,7 +71,6 @@ __all__ = [
     "count_flops",
     "count_macs",
     "register_thop_rules",
-    "saved_tensor_mib",
     "thop_custom_ops",
 ]
 
@@ -432,27 +431,11 @@ def register_thop_rules(classics: bool = False) -> None:
     table.update(thop_custom_ops(classics=classics))
 
 
-def saved_tensor_mib(model: nn.Module, x: torch.Tensor) -> float:
-    """MiB that autograd keeps for the backward pass of one training forward on ``x``.
+def __getattr__(name: str):
+    # saved_tensor_mib moved to revact.bench.memory, with the other memory measurements;
+    # still importable from here for code written against the old place.
+    if name == "saved_tensor_mib":
+        from revact.bench.memory import saved_tensor_mib
 
-    This is the activation memory a training step needs (what lean activation kernels save),
-    measured exactly and independent of allocator caching, unlike a process's RSS. Tensors
-    that share storage (views, parameters) are counted once; parameters are excluded.
-    Runs on a deep copy so the model's BatchNorm statistics are not touched.
-    """
-    import copy
-
-    net = copy.deepcopy(model).train()
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = max(seen.get(ptr, 0), t.untyped_storage().nbytes())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = net(x)
-    out.float().sum().backward()
-    return sum(seen.values()) / 2**20
+        return saved_tensor_mib
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

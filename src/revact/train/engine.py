@@ -15,7 +15,6 @@ import json
 import math
 import os
 import random
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
+from revact.bench.memory import peak_memory_mib, saved_tensor_mib
 from revact.data import DataSplits, ImageData, load_data
-from revact.integrations.flops import count_macs, saved_tensor_mib
+from revact.integrations.flops import count_macs
 from revact.train.checkpoint import (
     CheckpointError,
     check_out_dir,
@@ -113,15 +113,6 @@ def cosine_lambda(total_steps: int, warmup_steps: int = 0):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return fn
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """Peak memory of this process: CUDA allocator high-water, else RSS high-water (MiB)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is KiB on Linux, bytes on macOS.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 class _Normalizer:

@@ -82,7 +82,7 @@ How to read it:
   sharing the machine (and other jobs on it) slow each other, so compare ratios.
 - **peak RSS**: the training process's resident-set high-water (includes ~0.5 GB for importing
   torch); **saved for bwd**: tensors autograd keeps for one training batch of
-  {rec['batch_size']}, measured exactly with saved-tensor hooks.
+  {rec['batch_size']}, measured exactly with saved-tensor hooks (`revact.bench.memory`).
 
 {wall_line}"""
 
