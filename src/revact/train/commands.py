@@ -16,9 +16,11 @@ DEFAULT_ACTS = "relu,silu,mish,gelu,acon_c,meta_acon,dyrelu_b,dyrelu_c"
 #
 # The default comparison (what `make demo` runs) must finish within 10 minutes on a 2-core
 # CPU: 8 activations x 3 seeds = 24 runs of 2 epochs on a 2,500-image training subset, each
-# tested on 5,000 test images (one thread per run: 8 minutes one at a time, 4 with one run
-# per core). Batch 64 and a short warm-up give these ~80 steps enough to leave chance level;
-# --full keeps TrainConfig's batch 128, no warm-up, all images.
+# tested on 5,000 test images, one thread per run. Its time is measured by the demo itself:
+# runs/compare/results.json records environment.runs_wall_seconds (the runs' sum) and
+# invocation_seconds (the command), and results.md prints the first. Batch 64 and a short
+# warm-up give these ~80 steps enough to leave chance level; --full keeps TrainConfig's
+# batch 128, no warm-up, all images.
 COMPARE_DEFAULTS = {"epochs": 2, "train_subset": 2500, "val_subset": 1000, "test_subset": 5000,
                     "batch_size": 64, "warmup_epochs": 0.3}
 FULL = {"epochs": COMPARE_DEFAULTS["epochs"]}
