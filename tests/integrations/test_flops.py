@@ -127,7 +127,16 @@ def test_timm_model():
     assert any(r.type == "Hardsigmoid" for r in swapped.rows)  # SE gates kept and counted
 
 
-def test_thop_rules_give_the_same_totals():
+@pytest.fixture
+def stock_thop_rules(monkeypatch):
+    """thop's own global rules: importing Ultralytics with revact adds revact's to them."""
+    table = importlib.import_module("thop.profile")
+    stock = {k: v for k, v in table.register_hooks.items()
+             if not k.__module__.startswith("revact.")}
+    monkeypatch.setattr(table, "register_hooks", stock)  # undone after the test
+
+
+def test_thop_rules_give_the_same_totals(stock_thop_rules):
     thop = pytest.importorskip("thop")
     zero_ops = importlib.import_module("thop.profile").zero_ops
     x = torch.zeros(1, 3, 64, 64)
@@ -146,7 +155,7 @@ def test_thop_rules_give_the_same_totals():
         assert plain == ours.layer_macs - projections
 
 
-def test_ultralytics_counts_and_registered_thop_rules(monkeypatch):
+def test_ultralytics_counts_and_registered_thop_rules(stock_thop_rules):
     pytest.importorskip("ultralytics")
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils.torch_utils import get_flops
@@ -159,11 +168,6 @@ def test_ultralytics_counts_and_registered_thop_rules(monkeypatch):
     dyb = DetectionModel(model_cfg("yolov8n-dyrelu_b.yaml"), verbose=False)
     ours = count_flops(dyb, (3, 64, 64))
     assert silu.calls == sum(r.calls for r in ours.rows if r.type == "DyReLUB") > 50
-    # Importing Ultralytics with revact registers the rules already: measure without them.
-    table = importlib.import_module("thop.profile")
-    stock_rules = {k: v for k, v in table.register_hooks.items()
-                   if not k.__module__.startswith("revact.")}
-    monkeypatch.setattr(table, "register_hooks", stock_rules)  # undone after
     before = get_flops(dyb, 64)
     register_thop_rules()
     after = get_flops(dyb, 64)
