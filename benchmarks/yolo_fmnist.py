@@ -88,6 +88,46 @@ def train_one(model: str, data: str, seed: int, args: argparse.Namespace) -> dic
     }
 
 
+def paired_step_ratios(models: dict[str, str], imgsz: int, batch: int, threads: int,
+                       repeats: int = 7) -> dict[str, float]:
+    """Training-step time of each model over the first one's, paired and interleaved.
+
+    The trainings' images/s are read at different times of a shared machine; here every
+    repeat times all models back to back on the same batch (forward, a loss over every
+    output, backward, SGD step), and each figure is the median of the per-repeat ratios.
+    """
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from revact.integrations.ultralytics import model_cfg
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    nets = {n: DetectionModel(model_cfg(m), nc=10, verbose=False).train()
+            for n, m in models.items()}
+    opts = {n: torch.optim.SGD(net.parameters(), lr=1e-4) for n, net in nets.items()}
+    x = torch.rand(batch, 3, imgsz, imgsz)
+
+    def step(name: str) -> float:
+        start = time.perf_counter()
+        out = nets[name](x)
+        loss = sum(t.float().square().mean() for t in out["feats"])  # every map, every head
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+        return time.perf_counter() - start
+
+    for name in nets:  # warm-up: first-touch allocations, lazy inits
+        step(name)
+    ratios: dict[str, list[float]] = {n: [] for n in nets}
+    base = next(iter(nets))
+    for _ in range(repeats):
+        times = {n: step(n) for n in nets}
+        for n in nets:
+            ratios[n].append(times[n] / times[base])
+    return {n: statistics.median(r) for n, r in ratios.items()}
+
+
 def _summary(runs: list[dict], key: str) -> str:
     values = [r[key] for r in runs]
     mean = statistics.fmean(values)
@@ -123,6 +163,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--one", nargs=3, metavar=("MODEL", "DATA", "SEED"), help=argparse.SUPPRESS)
+    p.add_argument("--speed-only", action="store_true",
+                   help="only the paired training-step ratios (added to results.md if present)")
     args = p.parse_args()
     args.out = args.out.resolve()
     if args.one:
@@ -135,12 +177,15 @@ def main() -> None:
 
     prepare_offline()
     args.out.mkdir(parents=True, exist_ok=True)
-    data = write_detection_dataset(args.out / "data", n_train=args.train, n_val=args.val,
-                                   imgsz=args.imgsz, overwrite=True, progress=True)
     models = {n: MODELS[n] for n in args.models.split(",")}
     if "revcol_nano" in models.values():
         models = {n: str(revcol_nano_yaml(args.out)) if m == "revcol_nano" else m
                   for n, m in models.items()}
+    if args.speed_only:
+        write_speed(models, args)
+        return
+    data = write_detection_dataset(args.out / "data", n_train=args.train, n_val=args.val,
+                                   imgsz=args.imgsz, overwrite=True, progress=True)
     command = "python benchmarks/yolo_fmnist.py " + " ".join(sys.argv[1:])
     results: dict[str, list[dict]] = {n: [] for n in models}
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -158,6 +203,20 @@ def main() -> None:
             (args.out / "results.json").write_text(json.dumps(results, indent=1))
     text = report(results, args, command)
     (args.out / "results.md").write_text(text)
+    print(text)
+    write_speed(models, args)
+
+
+def write_speed(models: dict[str, str], args: argparse.Namespace) -> None:
+    ratios = paired_step_ratios(models, args.imgsz, args.batch, args.threads)
+    base = next(iter(models))
+    lines = ["", f"Training step, paired and interleaved (`{' '.join(sys.argv)}`; batch "
+             f"{args.batch} at {args.imgsz} px, {args.threads} threads, median of 7 per-repeat "
+             f"ratios to {base}):", "", "| model | step time × " + base + " |", "|---|---:|"]
+    lines += [f"| {n} | {r:.2f} |" for n, r in ratios.items()]
+    text = "\n".join(lines) + "\n"
+    with open(args.out / "results.md", "a") as f:
+        f.write(text)
     print(text)
 
 
