@@ -6,7 +6,7 @@ import torch
 import revact
 from revact import create_act
 from revact.activations.functional import use_fused_kernels
-from revact.bench import saved_bytes
+from revact.bench import saved_tensor_bytes as saved_bytes
 
 ADAPTIVE = ["swish_learnable", "acon_a", "acon_b", "acon_c", "meta_acon", "dyrelu_a", "dyrelu_b",
             "dyrelu_c"]

@@ -4,8 +4,12 @@ from revact.cli import main
 
 def test_lean_kernels_save_less_than_plain_autograd():
     rows = {r.name: r for r in run_activation_bench(
-        ["acon_c", "plain_acon_c", "dyrelu_b", "plain_max_affine"], (4, 8, 16, 16), repeats=1)}
-    assert rows["relu (torch)"].vs_relu == 1.0
+        ["relu", "acon_c", "plain_acon_c", "dyrelu_b", "plain_max_affine"], (4, 8, 16, 16),
+        repeats=1)}
+    # nn.ReLU timed against torch.relu: the same kernel, so a ratio near 1 (noise aside),
+    # and exactly the same bytes saved.
+    assert 0.2 < rows["relu"].vs_relu < 5
+    assert rows["relu"].saved_vs_input == rows["relu (torch)"].saved_vs_input
     assert rows["acon_c"].saved_vs_input < 1.02 < 2.9 < rows["plain_acon_c"].saved_vs_input
     assert rows["dyrelu_b"].saved_vs_input < 1.1 < 3.9 < rows["plain_max_affine"].saved_vs_input
     table = format_table(list(rows.values()))
@@ -39,10 +43,11 @@ def test_bench_command_with_options_and_bad_input(capsys):
 def test_net_bench_compact_eager():
     from revact.bench.networks import format_net_table, run_net_bench
 
-    rows = run_net_bench("compact", ["acon_c"], repeats=1, modes=("eager",), warmup=0)
-    assert [r.name for r in rows] == ["relu (own)", "acon_c"]
-    assert rows[0].ratio["eager"] == 1.0 and rows[1].ratio["eager"] > 0
-    assert rows[1].saved_mib > 0 and rows[0].peak_mib > 0
+    rows = run_net_bench("compact", ["relu", "acon_c"], repeats=1, modes=("eager",), warmup=0)
+    assert [r.name for r in rows] == ["relu (own)", "relu", "acon_c"]
+    # The network swapped to its own activation: the same saved bytes, a step time near 1×.
+    assert rows[1].saved_mib == rows[0].saved_mib and 0.2 < rows[1].ratio["eager"] < 5
+    assert rows[2].saved_mib > 0 and rows[0].peak_mib > 0
     assert "| acon_c |" in format_net_table(rows, ("eager",))
 
 

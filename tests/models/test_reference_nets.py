@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from revact import create_act
-from revact.integrations.flops import count_macs, saved_tensor_mib
+from revact.bench.memory import saved_tensor_mib
+from revact.integrations.flops import count_macs
 from revact.models import create_model, list_models
 
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from revact.activations.create_act import act_spec, create_act
 from revact.activations.functional import use_fused_kernels
+from revact.bench.memory import saved_tensor_bytes
 
 
 class PlainAconC(nn.Module):
@@ -67,19 +68,6 @@ class BenchRow:
     saved_vs_input: float
     fused_vs_relu: float | None = None
     compiled_vs_relu: float | None = None
-
-
-def saved_bytes(fn: Callable[[Tensor], Tensor], x: Tensor) -> int:
-    """Bytes autograd keeps for backward of ``fn(x)``, each storage counted once."""
-    storages: dict[int, int] = {}
-
-    def pack(t: Tensor) -> Tensor:
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return sum(storages.values())
 
 
 def _fwd_bwd_seconds(fn: Callable[[Tensor], Tensor], x: Tensor, grad: Tensor) -> float:
@@ -173,10 +161,11 @@ def run_activation_bench(
     modules = [build(name, shape[1]).to(device) for name in names]
     x = torch.randn(shape, device=device, requires_grad=True)
     relu_s = time_fwd_bwd(torch.relu, x, repeats)
-    rows = [BenchRow("relu (torch)", relu_s * 1e3, 1.0, saved_bytes(torch.relu, x) / x.nbytes)]
+    relu_saved = saved_tensor_bytes(torch.relu, x) / x.nbytes
+    rows = [BenchRow("relu (torch)", relu_s * 1e3, 1.0, relu_saved)]
     for name, module in zip(names, modules, strict=True):
         seconds, ratio = time_vs_relu(module, x, repeats)
-        row = BenchRow(name, seconds * 1e3, ratio, saved_bytes(module, x) / x.nbytes)
+        row = BenchRow(name, seconds * 1e3, ratio, saved_tensor_bytes(module, x) / x.nbytes)
         # Only the adaptive families run through the fusable kernels.
         base_name = parse_spec(name)[0]
         if fused and base_name not in BASELINES and act_spec(base_name).family != "classic":

@@ -11,7 +11,7 @@ shared, noisy machine a load change moves both sides of a ratio instead of skewi
 Memory is measured once per variant, outside the timing:
 
 - *saved*: the bytes autograd keeps for backward in one training forward
-  (:func:`revact.integrations.flops.saved_tensor_mib`; exact and deterministic);
+  (:func:`revact.bench.memory.saved_tensor_mib`; exact and deterministic);
 - *peak*: the highest memory held by tensors during one eager step, from the allocation
   events of ``torch.profiler`` (``profile_memory=True``), above what was held before the
   step (parameters, gradients and the input are not counted).
@@ -19,9 +19,7 @@ Memory is measured once per variant, outside the timing:
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from torch import Tensor, nn
 
 from revact.activations.functional import use_fused_kernels
 from revact.bench.activations import parse_spec
+from revact.bench.memory import peak_step_mib, saved_tensor_mib
 
 NETS = ("mobilenet_v2", "resnet18", "compact")
 MODES = ("eager", "fused", "compiled")
@@ -112,27 +111,6 @@ class _Step:
         return time.perf_counter() - start
 
 
-def peak_step_mib(step: Callable[[], None]) -> float:
-    """MiB held by tensors at the peak of ``step()``, above the level before it, from the
-    CPU allocation events of ``torch.profiler``."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with contextlib.redirect_stderr(io.StringIO()), \
-            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    # Each op's own allocations net of its own frees, plus the frees outside ops
-    # ("[memory]" events), in time order.
-    events = sorted(
-        (e for e in prof.events() if e.self_cpu_memory_usage),
-        key=lambda e: e.time_range.start,
-    )
-    level = peak = 0
-    for e in events:
-        level += e.self_cpu_memory_usage
-        peak = max(peak, level)
-    return peak / 2**20
-
-
 def run_net_bench(
     net: str,
     acts: list[str],
@@ -146,8 +124,6 @@ def run_net_bench(
     Raises:
         ValueError: unknown network, mode or activation (before anything is timed).
     """
-    from revact.integrations.flops import saved_tensor_mib
-
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")

@@ -429,13 +429,3 @@ def register_thop_rules(classics: bool = False) -> None:
     # ``thop.profile`` is the function; its module holds the table the rules are looked up in.
     table = importlib.import_module("thop.profile").register_hooks
     table.update(thop_custom_ops(classics=classics))
-
-
-def __getattr__(name: str):
-    # saved_tensor_mib moved to revact.bench.memory, with the other memory measurements;
-    # still importable from here for code written against the old place.
-    if name == "saved_tensor_mib":
-        from revact.bench.memory import saved_tensor_mib
-
-        return saved_tensor_mib
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
