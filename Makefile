@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two workers, a test file each: most of the time goes to single-threaded trainings in
+# subprocesses (one file's module-scoped fixtures, e.g. a trained YOLO, stay in one worker).
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The fetch step installs the Debian package when it can; when it cannot, it says how to get
 # the data, and `revact compare` still finds a --data-dir, $$REVACT_DATA_DIR or ~/.cache copy.
