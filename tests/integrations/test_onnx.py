@@ -9,7 +9,7 @@ import revact
 from revact.activations.create_act import act_spec, list_acts
 from revact.cli import main
 from revact.integrations.onnx import OnnxExport, export_onnx
-from revact.integrations.onnx_commands import build_model
+from revact.integrations.resolve import load_model
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -144,9 +144,9 @@ def test_cli_exports_and_checks(tmp_path, capsys):
 
 def test_cli_model_names():
     torchvision = pytest.importorskip("torchvision")
-    assert isinstance(build_model("revcol_nano", 3), revact.RevCol)
-    assert build_model("mbv2", 3).stem[0].in_channels == 3
-    assert isinstance(build_model("resnet18", 3), torchvision.models.ResNet)
+    assert isinstance(load_model("revcol_nano", 3)[0], revact.RevCol)
+    assert load_model("mbv2", 3)[0].stem[0].in_channels == 3
+    assert isinstance(load_model("resnet18", 3)[0], torchvision.models.ResNet)
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-from torch import nn
 
 _EPILOG = """\
 examples:
@@ -24,38 +21,9 @@ element-wise maths each activation costs) are in revact.integrations.flops.
 """
 
 
-def load_model(spec: str) -> tuple[nn.Module, int]:
-    """Build ``spec`` (see ``revact flops --help``) untrained; also its default image side.
+def _in_channels(model) -> int:  # noqa: ANN001 - any nn.Module; torch imported on use
+    from torch import nn
 
-    Raises:
-        ValueError: an unknown name.
-    """
-    if spec.endswith((".yaml", ".yml", ".pt")):
-        # As `revact yolo` does: no update checks, analytics or pip installs.
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-        from ultralytics import YOLO
-
-        from revact.integrations.ultralytics import model_cfg
-
-        return YOLO(model_cfg(spec)).model, 640
-    if spec.startswith("timm:"):
-        import timm
-
-        return timm.create_model(spec[len("timm:"):], pretrained=False), 224
-    from revact.models import create_model, list_models
-
-    if spec in list_models():
-        return create_model(spec), 224
-    import torchvision
-
-    if spec in torchvision.models.list_models():
-        return torchvision.models.get_model(spec, weights=None), 224
-    raise ValueError(f"unknown model {spec!r}: not a revact model ({', '.join(list_models())}), "
-                     "a torchvision model, timm:NAME, or an Ultralytics .yaml/.pt")
-
-
-def _in_channels(model: nn.Module) -> int:
     conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
     return conv.in_channels if conv is not None else 3
 
@@ -65,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from revact.bench.activations import parse_spec
     from revact.integrations.flops import count_flops
+    from revact.integrations.resolve import load_model
     from revact.integrations.swap import swap_activations
 
     try:

@@ -20,22 +20,6 @@ in ONNX Runtime on a batch of 2 and compared with PyTorch (max abs difference <=
 """
 
 
-def build_model(name: str, in_chans: int):
-    """A revact model (with ``in_chans`` input channels) or a torchvision one, by name."""
-    from revact.models import create_model, list_models
-
-    if name.strip().lower().replace("-", "_") in list_models():
-        return create_model(name, in_chans=in_chans)
-    import torchvision
-
-    if name in torchvision.models.list_models():
-        return torchvision.models.get_model(name, weights=None)
-    raise ValueError(
-        f"unknown model {name!r}: not a revact model ({', '.join(list_models())}) nor a "
-        "torchvision one (torchvision.models.list_models())"
-    )
-
-
 def _parse_input(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.split(","))
@@ -51,11 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from revact.integrations.onnx import export_onnx
+    from revact.integrations.resolve import load_model
     from revact.integrations.swap import swap_activations
 
     sample = torch.randn(1, *args.input)
     try:
-        model = build_model(args.model, args.input[0])
+        model, _ = load_model(args.model, in_chans=args.input[0])
         if args.act:
             report = swap_activations(model, args.act, sample=sample)
             print(f"swapped {len(report)} activations for {args.act}")
