@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from revact.integrations.resolve import parse_input_size
+
 _EPILOG = """\
 examples:
   revact flops mobilenet_v2                          # torchvision, 3x224x224
@@ -37,9 +39,8 @@ def _run(args: argparse.Namespace) -> int:
     from revact.integrations.swap import swap_activations
 
     try:
-        model, side = load_model(args.model)
-        size = (tuple(int(s) for s in args.input.split(",")) if args.input
-                else (_in_channels(model), side, side))
+        model, side = load_model(args.model, in_chans=args.input[0] if args.input else None)
+        size = args.input or (_in_channels(model), side, side)
         if args.act:
             name, kwargs = parse_spec(args.act)
             swap_activations(model, name, sample=torch.zeros(1, *size), **kwargs)
@@ -61,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="model name or Ultralytics .yaml/.pt")
-    parser.add_argument("--input", metavar="C,H,W",
+    parser.add_argument("--input", metavar="C,H,W", type=parse_input_size,
                         help="per-image input shape (default: the first conv's channels at "
                              "224x224, 640x640 for Ultralytics)")
     parser.add_argument("--act", metavar="NAME[:key=value]",

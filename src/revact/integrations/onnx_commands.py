@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from revact.integrations.resolve import parse_input_size
+
 _EPILOG = """\
 examples:
   revact export resnet18 --act dyrelu_b --out r18_dyb.onnx
@@ -18,17 +20,6 @@ export trained weights, load them in Python and call revact.export_onnx. --act r
 model's activations with revact.swap_activations. The batch axis is dynamic; the file is run
 in ONNX Runtime on a batch of 2 and compared with PyTorch (max abs difference <= 1e-4).
 """
-
-
-def _parse_input(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected sizes without the batch, e.g. 3,224,224; "
-                                         f"got {text!r}")
-    return shape
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="revact or torchvision model name")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--input", type=_parse_input, default=(3, 224, 224),
+    parser.add_argument("--input", type=parse_input_size, default=(3, 224, 224),
                         help="input size without the batch, C,H,W (default: 3,224,224)")
     parser.add_argument("--act", help="swap the activations for this one first (revact list)")
     parser.add_argument("--opset", type=int, default=17,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch is imported on use: `revact --help` answers without it
+    from torch import nn
 
-__all__ = ["MODEL_SPEC_HELP", "load_model"]
+__all__ = ["MODEL_SPEC_HELP", "load_model", "parse_input_size"]
 
 MODEL_SPEC_HELP = ("a revact model (revact.models.list_models()), a torchvision model "
                    "(torchvision.models.list_models()), timm:NAME, or an Ultralytics .yaml/.pt")
@@ -45,3 +48,15 @@ def load_model(spec: str, in_chans: int | None = None) -> tuple[nn.Module, int]:
     if spec in torchvision.models.list_models():
         return torchvision.models.get_model(spec, weights=None), 224
     raise ValueError(f"unknown model {spec!r}: not {MODEL_SPEC_HELP}")
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """``--input C,H,W`` (an argparse ``type``): positive sizes without the batch."""
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected sizes without the batch, e.g. 3,224,224; "
+                                         f"got {text!r}")
+    return shape

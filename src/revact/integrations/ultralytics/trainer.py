@@ -51,10 +51,6 @@ def exempt_from_weight_decay(optimizer: torch.optim.Optimizer, model: nn.Module)
     return moved_total
 
 
-def _same_modules(a: nn.Module, b: nn.Module) -> bool:
-    return count_revact_modules(a) == count_revact_modules(b)
-
-
 class DetectionTrainer(_UltralyticsDetectionTrainer):
     """Ultralytics' ``DetectionTrainer`` that keeps revact modules and their settings.
 
@@ -75,7 +71,8 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
 
     def get_model(self, cfg=None, weights=None, verbose=True):  # noqa: ANN001
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
-        if not isinstance(weights, nn.Module) or _same_modules(model, weights):
+        if not isinstance(weights, nn.Module) or (
+            count_revact_modules(model) == count_revact_modules(weights)):
             return model
         if getattr(weights, "nc", None) != self.data["nc"]:
             raise ValueError(
