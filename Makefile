@@ -11,11 +11,12 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# No build isolation: the native CPU kernels (setup.py) compile against the torch of .venv.
+$(STAMP): pyproject.toml setup.py $(wildcard src/revact/csrc/*)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77'
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev]'
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -18,7 +18,11 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
-from revact.activations.functional import use_fused_kernels
+from revact.activations.functional import (
+    native_kernels_available,
+    use_fused_kernels,
+    use_native_kernels,
+)
 from revact.integrations import timm as _timm
 from revact.integrations import ultralytics as _ultralytics
 from revact.integrations._import_hook import call_after_import as _call_after_import
@@ -57,6 +61,8 @@ __all__ = [
     "get_act_layer",
     "list_acts",
     "use_fused_kernels",
+    "use_native_kernels",
+    "native_kernels_available",
     "param_groups",
     "swap_activations",
     "count_flops",

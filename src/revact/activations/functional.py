@@ -22,9 +22,16 @@ cast back to ``x.dtype``, so a bfloat16 activation stays bfloat16.
 When no gradient is needed (inference, ``torch.no_grad``, ONNX export, tracing) the
 same forward maths runs without the autograd Function.
 
-:func:`use_fused_kernels` swaps the forward and backward bodies for
-``torch.compile``-d versions (Inductor fuses each into one pass over the tensor);
-the numbers are the same as with fusion off.
+Three implementations of each body give the same numbers:
+
+* native CPU kernels (``src/revact/csrc``, built at install), one pass each way with the
+  coefficient-gradient sums in the same loop, used wherever they apply
+  (:mod:`revact.activations._native` lists the cases: contiguous channels-first float32
+  / float64 CPU tensors with per-channel or per-sample coefficients cover the networks);
+  :func:`use_native_kernels` turns them off, for comparisons;
+* ``torch.compile``-d PyTorch bodies under :func:`use_fused_kernels` (Inductor fuses each
+  into one pass; for GPUs and the cases the native kernels leave out);
+* the PyTorch bodies below, eager, for everything else.
 """
 
 from __future__ import annotations
@@ -35,9 +42,17 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from revact.activations import _native
 from revact.activations._layout import check_floating
 
-__all__ = ["acon", "max_affine", "use_fused_kernels", "fused_kernels_enabled"]
+__all__ = [
+    "acon",
+    "max_affine",
+    "use_fused_kernels",
+    "fused_kernels_enabled",
+    "use_native_kernels",
+    "native_kernels_available",
+]
 
 
 def _result_dtype(*tensors: Tensor | None) -> torch.dtype:
@@ -358,17 +373,59 @@ _BACKWARD: dict[str, Callable] = {
     "acon": lambda grad, *inputs: _kernel("acon_backward")(grad, *inputs),
     "max_affine": _max_affine_backward,  # composes its own kernels
 }
+# Native kernels for the bodies that have one; they return None for inputs they do not
+# cover.
+_NATIVE: dict[str, Callable] = {
+    "acon_forward": _native.acon_forward,
+    "acon_backward": _native.acon_backward,
+    "max_affine_forward": _native.max_affine_forward,
+    "max_affine_grads": _native.max_affine_grads,
+}
 _COMPILED: dict[str, Callable] = {}
 _fused = False
 
 
 def _kernel(name: str) -> Callable:
     # Inside an outer torch.compile the eager bodies are traced and fused anyway.
-    if not _fused or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         return _EAGER[name]
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
-    return _COMPILED[name]
+    if not _fused:
+        fallback = _EAGER[name]
+    else:
+        if name not in _COMPILED:
+            _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
+        fallback = _COMPILED[name]
+    native = _NATIVE.get(name)
+    if native is None:
+        return fallback
+
+    def native_first(*args):
+        out = native(*args)
+        return fallback(*args) if out is None else out
+
+    return native_first
+
+
+def native_kernels_available() -> bool:
+    """Whether revact's native CPU kernels were built (at install) and load."""
+    return _native.available()
+
+
+@contextlib.contextmanager
+def use_native_kernels(enabled: bool = True) -> Iterator[None]:
+    """Use (the default) or bypass the native CPU kernels inside this block.
+
+    Bypassed, the same maths runs as PyTorch operations (or, under
+    :func:`use_fused_kernels`, as their compiled versions); for measuring what the
+    kernels buy and for testing one implementation against the other.
+
+    Example::
+
+        >>> with use_native_kernels(False):
+        ...     y = acon(x, p1, p2, beta)   # PyTorch operations only
+    """
+    with _native.enabled(enabled):
+        yield
 
 
 def fused_kernels_enabled() -> bool:
@@ -382,7 +439,8 @@ def use_fused_kernels(enabled: bool = True) -> Iterator[None]:
 
     The first call per input rank compiles (seconds); later calls run one fused pass
     over the tensor for the forward and one for the backward. Results equal the
-    eager kernels up to floating-point rounding.
+    eager kernels up to floating-point rounding. Where the native CPU kernels apply
+    they still run (they are one pass already, and faster than Inductor's code).
 
     Example::
 

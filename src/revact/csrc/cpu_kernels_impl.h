@@ -1,0 +1,250 @@
+// The kernels of cpu_kernels.cpp, included there once per instruction set: inside
+// namespace REVACT_ISA, with the target options of the including region.
+// (No include guard: it is meant to be included more than once.)
+
+namespace revact_kernels::REVACT_ISA {
+
+
+// Elements per parallel task: below this, thread start-up costs more than the work.
+constexpr int64_t kGrain = 1 << 15;
+
+template <typename T>
+struct Pack;
+template <>
+struct Pack<float> {
+  using V = float __attribute__((vector_size(32)));
+  using I = int32_t __attribute__((vector_size(32)));
+  static constexpr int64_t width = 8;
+};
+template <>
+struct Pack<double> {
+  using V = double __attribute__((vector_size(32)));
+  static constexpr int64_t width = 4;
+};
+
+template <typename V, typename T>
+inline V splat(T value) {
+  return V{} + value;
+}
+
+// n lanes from p; the rest zero.
+template <typename V, typename T>
+inline V load(const T* p, int64_t n) {
+  V v{};
+  std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(T));
+  return v;
+}
+
+template <typename V, typename T>
+inline void store(T* p, const V& v, int64_t n) {
+  std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(T));
+}
+
+template <typename V>
+inline auto lane_sum(const V& v) {
+  auto total = v[0];
+  for (size_t i = 1; i < sizeof(V) / sizeof(v[0]); ++i) total += v[i];
+  return total;
+}
+
+// body(i, n) over [0, s) a pack at a time; n is the pack's number of real lanes, a
+// compile-time constant but in the tail (the bodies are generic lambdas marked INLINE:
+// a call per pack would cost more than the pack's arithmetic).
+#define INLINE __attribute__((always_inline))
+template <typename T, typename F>
+inline void for_packs(int64_t s, const F& body) {
+  constexpr int64_t w = Pack<T>::width;
+  int64_t i = 0;
+  for (; i + w <= s; i += w) body(i, std::integral_constant<int64_t, w>{});
+  if (i < s) body(i, s - i);
+}
+
+// exp of 8 floats: range reduction to [-ln2/2, ln2/2], the Cephes degree-6 polynomial,
+// 2^n from the exponent bits; about 1 ulp. NaN passes through (both comparisons are
+// false); the clamp keeps 2^n a normal float.
+inline Pack<float>::V exp_pack(Pack<float>::V x) {
+  using V = Pack<float>::V;
+  using I = Pack<float>::I;
+  x = x < -87.0f ? splat<V>(-87.0f) : x;
+  x = x > 88.0f ? splat<V>(88.0f) : x;
+  // Round x·log2(e) to the nearest integer n with the 1.5·2^23 trick; n's integer
+  // value sits in the low mantissa bits of t.
+  const V t = x * 1.44269504088896341f + 12582912.0f;
+  const V n = t - 12582912.0f;
+  const V r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  V p = splat<V>(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const I two_n = (std::bit_cast<I>(t) - 0x4B400000 + 127) << 23;
+  return p * std::bit_cast<V>(two_n);
+}
+
+// float64 is for exactness (tests, gradcheck), not speed: the library's exp per lane.
+inline Pack<double>::V exp_pack(Pack<double>::V x) {
+  for (int i = 0; i < 4; ++i) x[i] = std::exp(x[i]);
+  return x;
+}
+
+template <typename V>
+inline V sigmoid(const V& z) {
+  return 1 / (1 + exp_pack(-z));
+}
+
+// body(row) for the rows (n, c) of S elements, in parallel chunks of whole rows.
+template <typename F>
+void for_rows(const at::Tensor& x, const F& body) {
+  const int64_t rows = x.size(0) * x.size(1), s = x.size(2);
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(s, 1));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) body(row);
+  });
+}
+
+// ---------------------------------------------------------------------------- ACON
+// y = x·(p2 + dp·σ(bdp·x)), with dp = p1 - p2 and bdp = β·dp.
+
+template <typename T>
+void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p2, const at::Tensor& dp,
+                         const at::Tensor& bdp, at::Tensor& y) {
+  using V = typename Pack<T>::V;
+  const int64_t s = x.size(2);
+  const T *xp = x.const_data_ptr<T>(), *q2 = p2.const_data_ptr<T>(),
+          *qd = dp.const_data_ptr<T>(), *qb = bdp.const_data_ptr<T>();
+  T* yp = y.mutable_data_ptr<T>();
+  for_rows(x, [&](int64_t row) {
+    const T c2 = q2[row], cd = qd[row], cb = qb[row];
+    const T* xr = xp + row * s;
+    T* yr = yp + row * s;
+    for_packs<T>(s, [&](int64_t i, auto n) INLINE {
+      const V xv = load<V>(xr + i, n);
+      store(yr + i, xv * (c2 + cd * sigmoid(cb * xv)), n);
+    });
+  });
+}
+
+// Returns grad_x and the (N, C) sums Σ g·x·dy/dd (p1's gradient), Σ g·x (p1's + p2's)
+// and Σ g·x²·σ'(z) (β's, before the factor dp²), where d = dp·x, z = β·d,
+// dy/dd = σ(z) + z·σ'(z) and dy/dx = p2 + dp·dy/dd.
+template <typename T>
+void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p2,
+                          const at::Tensor& dp, const at::Tensor& bdp, at::Tensor& gx,
+                          at::Tensor& sums) {
+  using V = typename Pack<T>::V;
+  const int64_t s = x.size(2), rows = x.size(0) * x.size(1);
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>(),
+          *q2 = p2.const_data_ptr<T>(), *qd = dp.const_data_ptr<T>(),
+          *qb = bdp.const_data_ptr<T>();
+  T *gxp = gx.mutable_data_ptr<T>(), *out = sums.mutable_data_ptr<T>();
+  for_rows(x, [&](int64_t row) {
+    const T c2 = q2[row], cd = qd[row], cb = qb[row];
+    const T *xr = xp + row * s, *gr = gp + row * s;
+    T* gxr = gxp + row * s;
+    V sum_dd{}, sum_x{}, sum_ds{};
+    for_packs<T>(s, [&](int64_t i, auto n) INLINE {
+      const V xv = load<V>(xr + i, n), gv = load<V>(gr + i, n), z = cb * xv;
+      const V sg = sigmoid(z);
+      const V ds = sg * (1 - sg);
+      const V dd = sg + z * ds;
+      const V gxv = gv * xv;
+      store(gxr + i, gv * (c2 + cd * dd), n);
+      sum_dd += gxv * dd;
+      sum_x += gxv;
+      sum_ds += gxv * xv * ds;
+    });
+    out[row] = lane_sum(sum_dd);
+    out[rows + row] = lane_sum(sum_x);
+    out[2 * rows + row] = lane_sum(sum_ds);
+  });
+}
+
+// ---------------------------------------------------------------- max-affine, K = 2
+// m = max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu(da·x + db); y = scale·m.
+
+template <typename T>
+void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a0, const at::Tensor& b0,
+                         const at::Tensor& da, const at::Tensor& db,
+                         const std::optional<at::Tensor>& scale, at::Tensor& y) {
+  using V = typename Pack<T>::V;
+  const int64_t channels = x.size(1), s = x.size(2);
+  const T *xp = x.const_data_ptr<T>(), *qa = a0.const_data_ptr<T>(),
+          *qb = b0.const_data_ptr<T>(), *qda = da.const_data_ptr<T>(),
+          *qdb = db.const_data_ptr<T>();
+  const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
+  T* yp = y.mutable_data_ptr<T>();
+  for_rows(x, [&](int64_t row) {
+    const T ca = qa[row], cb = qb[row], cda = qda[row], cdb = qdb[row];
+    const T* xr = xp + row * s;
+    const T* sr = sp ? sp + (row / channels) * s : nullptr;
+    T* yr = yp + row * s;
+    for_packs<T>(s, [&](int64_t i, auto n) INLINE {
+      const V xv = load<V>(xr + i, n), u = cda * xv + cdb;
+      V m = ca * xv + cb + (u > 0 ? u : V{});
+      if (sr) m *= load<V>(sr + i, n);
+      store(yr + i, m, n);
+    });
+  });
+}
+
+// Returns grad_x; the (N, C) sums Σ g', Σ g'·w, Σ g'·x and Σ g'·x·w of g' = g·scale (g
+// without a scale), where w = [da·x + db > 0] (branch 1 wins; ties go to branch 0); and
+// the (N, S) gradient of the scale, Σ_c g·m (empty without a scale).
+template <typename T>
+void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a0,
+                          const at::Tensor& b0, const at::Tensor& da, const at::Tensor& db,
+                          const std::optional<at::Tensor>& scale, at::Tensor& gx,
+                          at::Tensor& sums, at::Tensor& g_scale) {
+  using V = typename Pack<T>::V;
+  const int64_t n_samples = x.size(0), channels = x.size(1), s = x.size(2);
+  const int64_t rows = n_samples * channels;
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>(),
+          *qa = a0.const_data_ptr<T>(), *qb = b0.const_data_ptr<T>(),
+          *qda = da.const_data_ptr<T>(), *qdb = db.const_data_ptr<T>();
+  const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
+  T *gxp = gx.mutable_data_ptr<T>(), *out = sums.mutable_data_ptr<T>();
+  T* gsp = scale ? g_scale.mutable_data_ptr<T>() : nullptr;
+
+  auto row_body = [&](int64_t row) INLINE {
+    const T ca = qa[row], cb = qb[row], cda = qda[row], cdb = qdb[row];
+    const T *xr = xp + row * s, *gr = gp + row * s;
+    const T* sr = sp ? sp + (row / channels) * s : nullptr;
+    T* gsr = gsp ? gsp + (row / channels) * s : nullptr;
+    T* gxr = gxp + row * s;
+    V sum_g{}, sum_gw{}, sum_gx{}, sum_gxw{};
+    for_packs<T>(s, [&](int64_t i, auto n) INLINE {
+      const V xv = load<V>(xr + i, n), u = cda * xv + cdb;
+      const V w = u > 0 ? splat<V>(T(1)) : V{};
+      V gv = load<V>(gr + i, n);
+      if (sr) {
+        store(gsr + i, load<V>(gsr + i, n) + gv * (ca * xv + cb + w * u), n);
+        gv *= load<V>(sr + i, n);
+      }
+      const V gw = gv * w;
+      store(gxr + i, gv * ca + gw * cda, n);
+      sum_g += gv;
+      sum_gw += gw;
+      sum_gx += gv * xv;
+      sum_gxw += gw * xv;
+    });
+    out[row] = lane_sum(sum_g);
+    out[rows + row] = lane_sum(sum_gw);
+    out[2 * rows + row] = lane_sum(sum_gx);
+    out[3 * rows + row] = lane_sum(sum_gxw);
+  };
+
+  if (sp == nullptr) {
+    for_rows(x, row_body);
+  } else {
+    // Every channel of a sample adds into the same row of the scale's gradient: one
+    // sample per task, its channels in order.
+    at::parallel_for(0, n_samples, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        for (int64_t c = 0; c < channels; ++c) row_body(i * channels + c);
+    });
+  }
+}
+
+}  // namespace revact_kernels::REVACT_ISA
