@@ -75,83 +75,66 @@ def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
     return _load()
 
 
-def _rows(coeff: Tensor, x: Tensor) -> Tensor | None:
-    """``coeff`` as a contiguous (N, C) tensor, if it is constant over ``x``'s spatial
-    axes and broadcasts against ``x``; else ``None``."""
-    if coeff.dim() > x.dim():
+def _rows(coeff: Tensor, x: Tensor, trailing: int = 0) -> Tensor | None:
+    """``coeff`` as an (N, C, *trailing dims) view, if it is constant over ``x``'s
+    spatial axes and broadcasts against ``x``; else ``None``."""
+    lead = coeff.dim() - trailing
+    if lead > x.dim() or lead < 0:
         return None
-    shape = (1,) * (x.dim() - coeff.dim()) + tuple(coeff.shape)
-    if any(d != 1 for d in shape[2:]) or shape[0] not in (1, x.shape[0]) or \
-            shape[1] not in (1, x.shape[1]):
+    shape = (1,) * (x.dim() - lead) + tuple(coeff.shape)
+    rows, spatial, tail = shape[:2], shape[2:x.dim()], shape[x.dim():]
+    if any(d != 1 for d in spatial) or rows[0] not in (1, x.shape[0]) or \
+            rows[1] not in (1, x.shape[1]):
         return None
-    return coeff.reshape(shape[:2]).expand(x.shape[0], x.shape[1]).contiguous()
+    return coeff.reshape(*rows, *tail).expand(x.shape[0], x.shape[1], *tail)
 
 
-def _per_row_grad(sums: Tensor, x: Tensor, shape: torch.Size) -> Tensor:
-    """An (N, C[, K]) sum reduced to a coefficient's ``shape``."""
-    extra = sums.shape[2:]
-    full = sums.view(x.shape[0], x.shape[1], *([1] * (x.dim() - 2)), *extra)
+def _reduced(grad: Tensor, x: Tensor, shape: torch.Size) -> Tensor:
+    """An (N, C[, K]) gradient summed to a coefficient's ``shape``."""
+    full = grad.view(x.shape[0], x.shape[1], *([1] * (x.dim() - 2)), *grad.shape[2:])
     return full.sum_to_size(shape)
 
 
-def _flat(x: Tensor) -> Tensor:
-    return x.view(x.shape[0], x.shape[1], -1)
-
-
-def _acon_rows(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
-    dp = p1 - p2
-    rows = [_rows(c, x) for c in (p2, dp, beta * dp)]
+def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
+    rows = [_rows(c, x) for c in coeffs]
     return None if any(r is None for r in rows) else rows
 
 
 def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
     if not _usable(x, p1, p2, beta) or (rows := _acon_rows(x, p1, p2, beta)) is None:
         return None
-    return torch.ops.revact.acon_forward(_flat(x), *rows).view_as(x)
+    return torch.ops.revact.acon_forward(x, *rows)
 
 
 def acon_backward(grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
     if not _usable(x, p1, p2, beta) or grad.dtype != x.dtype or \
             (rows := _acon_rows(x, p1, p2, beta)) is None:
         return None
-    g_x, s_dd, s_x, s_ds = torch.ops.revact.acon_backward(
-        _flat(grad.contiguous()), _flat(x), *rows)
-    dp = rows[1]
-    return (g_x.view_as(x), _per_row_grad(s_dd, x, p1.shape),
-            _per_row_grad(s_x - s_dd, x, p2.shape),
-            _per_row_grad(s_ds * (dp * dp), x, beta.shape))
+    g_x, g_p1, g_p2, g_beta = torch.ops.revact.acon_backward(grad.contiguous(), x, *rows)
+    return (g_x, _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
+            _reduced(g_beta, x, beta.shape))
 
 
-def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):
-    if a.shape[-1] != 2:
+def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | None:
+    if a.shape[-1] != 2 or a.shape != b.shape:
         return None
-    a0, b0 = a[..., 0], b[..., 0]
-    rows = [_rows(c, x) for c in (a0, b0, a[..., 1] - a0, b[..., 1] - b0)]
-    if any(r is None for r in rows):
+    if scale is not None and (scale.shape != (x.shape[0], 1, *x.shape[2:])
+                              or not scale.is_contiguous()):
         return None
-    if scale is not None:
-        if tuple(scale.shape) != (x.shape[0], 1, *x.shape[2:]):
-            return None
-        scale = scale.contiguous().view(x.shape[0], -1)
-    return [*rows, scale]
+    rows = [_rows(a, x, 1), _rows(b, x, 1)]
+    return None if any(r is None for r in rows) else [*rows, scale]
 
 
 def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor | None:
     if not _usable(x, a, b, scale) or (rows := _max2_rows(x, a, b, scale)) is None:
         return None
-    return torch.ops.revact.max2_forward(_flat(x), *rows).view_as(x)
+    return torch.ops.revact.max2_forward(x, *rows)
 
 
 def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):
     if not _usable(x, a, b, scale) or grad.dtype != x.dtype or \
             (rows := _max2_rows(x, a, b, scale)) is None:
         return None
-    g_x, s_g, s_gw, s_gx, s_gxw, g_scale = torch.ops.revact.max2_backward(
-        _flat(grad.contiguous()), _flat(x), *rows)
-    g_a = _per_row_grad(torch.stack([s_gx - s_gxw, s_gxw], -1), x, a.shape)
-    g_b = _per_row_grad(torch.stack([s_g - s_gw, s_gw], -1), x, b.shape)
-    if scale is not None:
-        g_scale = g_scale.view(scale.shape)
-    else:
-        g_scale = None
-    return g_x.view_as(x), g_a, g_b, g_scale
+    g_x, g_a, g_b, g_scale = torch.ops.revact.max2_backward(grad.contiguous(), x, *rows)
+    return (g_x, _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
+            None if scale is None else g_scale)

@@ -31,7 +31,7 @@ from revact.activations._layout import (
     per_channel,
     spatial_dims,
 )
-from revact.activations.functional import acon
+from revact.activations.functional import acon, spatial_mean
 
 __all__ = ["Swish", "AconA", "AconB", "AconC", "MetaAcon", "MetaAconC"]
 
@@ -292,7 +292,7 @@ class MetaAcon(_ChannelwiseAcon):
         if self.generator == "layer":
             return torch.sigmoid(x.sum(dim=(1, *pool), keepdim=True))
         with full_precision(x):
-            m = x.mean(dim=pool, dtype=self.fc1.weight.dtype)
+            m = spatial_mean(x, pool, self.fc1.weight.dtype)
             h = self._batch_norm(self.bn1, self._fc(self.fc1, m))
             g = self._batch_norm(self.bn2, self._fc(self.fc2, h.flatten(1)))
         return torch.sigmoid(g).view(x.shape[0], self.channels, *([1] * (x.dim() - 2)))

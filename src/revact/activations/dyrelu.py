@@ -35,7 +35,7 @@ from revact.activations._layout import (
     full_precision,
     spatial_dims,
 )
-from revact.activations.functional import max_affine
+from revact.activations.functional import max_affine, spatial_mean
 
 __all__ = ["DyReLUA", "DyReLUB", "DyReLUC"]
 
@@ -93,7 +93,7 @@ class _DyReLU(nn.Module):
         """
         self._check(x)
         with full_precision(x):
-            pooled = x.mean(dim=spatial_dims(x, self.layout), dtype=self.fc1.weight.dtype)
+            pooled = spatial_mean(x, spatial_dims(x, self.layout), self.fc1.weight.dtype)
             theta = self.fc2(F.relu(self.fc1(pooled)))
         gate = torch.sigmoid(theta) if self.gate == "sigmoid" else F.hardsigmoid(theta)
         residual = (2 * gate - 1).view(x.shape[0], self.coeff_channels, 2 * self.k)

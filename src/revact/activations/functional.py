@@ -37,6 +37,7 @@ Three implementations of each body give the same numbers:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -48,6 +49,7 @@ from revact.activations._layout import check_floating
 __all__ = [
     "acon",
     "max_affine",
+    "spatial_mean",
     "use_fused_kernels",
     "fused_kernels_enabled",
     "use_native_kernels",
@@ -322,6 +324,39 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
     if _needs_autograd(x, a, b, scale):
         return _RecomputeFunction.apply("max_affine", x, a, b, scale)
     return _kernel("max_affine_forward")(x, a, b, scale)
+
+
+# ------------------------------------------------------------------ pooling
+
+
+class _SpatialMean(torch.autograd.Function):
+    """``x.mean(dims)`` whose gradient is a broadcast view instead of a full-size tensor.
+
+    The hyper-functions pool the activation's own input, so that input gets two
+    gradients: the kernel's and the pool's. Autograd's mean backward writes the pool's
+    out at full size and then adds the two into a third buffer; a broadcast view is
+    added into the kernel's gradient in place, saving two full passes per call site.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dims: tuple[int, ...], dtype: torch.dtype | None) -> Tensor:
+        ctx.shape, ctx.dims, ctx.x_dtype = x.shape, dims, x.dtype
+        ctx.count = math.prod(x.shape[d] for d in dims)
+        return x.mean(dim=dims, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        for d in sorted(ctx.dims):
+            grad = grad.unsqueeze(d)
+        return (grad / ctx.count).to(ctx.x_dtype).expand(ctx.shape), None, None
+
+
+def spatial_mean(x: Tensor, dims: tuple[int, ...], dtype: torch.dtype | None = None) -> Tensor:
+    """``x.mean(dim=dims, dtype=dtype)`` (``dims`` non-negative), with a backward that
+    returns a broadcast view; the hyper-functions' global pool."""
+    if _needs_autograd(x) and not torch.compiler.is_compiling():
+        return _SpatialMean.apply(x, tuple(dims), dtype)
+    return x.mean(dim=dims, dtype=dtype)
 
 
 # ------------------------------------------------------------------ dispatching

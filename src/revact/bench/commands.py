@@ -21,9 +21,12 @@ def _run_net(args: argparse.Namespace) -> int:
     acts = [n.strip() for n in (args.acts or DEFAULT_NET_ACTS).split(",") if n.strip()]
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     repeats = args.repeats or 5
+
+    def partial(mode: str, rows: list) -> None:  # a table per finished mode, on stderr
+        print(f"bench: {mode} done\n{format_net_table(rows, modes)}", file=sys.stderr)
+
     try:
-        rows = run_net_bench(args.net, acts, repeats, modes,
-                             progress=lambda m: print(f"bench: {m} done", file=sys.stderr))
+        rows = run_net_bench(args.net, acts, repeats, modes, progress=partial)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -98,7 +101,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "MobileNetV2 / ResNet-18 at 16x3x112x112, or revact's compact "
                              "mbv2 at 128x1x28x28), each activation against the network's own")
     parser.add_argument("--modes", default="eager,fused,compiled",
-                        help="with --net: eager, fused (use_fused_kernels()), compiled "
+                        help="with --net: eager, pytorch (eager without the native CPU "
+                             "kernels), fused (use_fused_kernels()), compiled "
                              "(torch.compile(model)) (default: %(default)s)")
     parser.add_argument("--fused", action="store_true",
                         help="also time with use_fused_kernels() (compiles first)")

@@ -3,8 +3,9 @@
 One training step is forward, cross-entropy, backward and an SGD step. For every network
 the baseline (the network with its own activation: ReLU6 in MobileNetV2, ReLU in
 ResNet-18 and in revact's compact ``mbv2``) and each variant (every activation call site
-swapped for the named activation) start from the same weights. Within one mode (eager,
-``use_fused_kernels()``, ``torch.compile(model)``) each repeat times the baseline and then
+swapped for the named activation) start from the same weights. Within one mode (eager;
+``pytorch``, eager with the native CPU kernels bypassed (``use_native_kernels(False)``);
+``use_fused_kernels()``; ``torch.compile(model)``) each repeat times the baseline and then
 every variant back to back, and the figure is the median of the per-repeat ratios: on a
 shared, noisy machine a load change moves both sides of a ratio instead of skewing it.
 
@@ -29,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from revact.activations.functional import use_fused_kernels
+from revact.activations.functional import use_fused_kernels, use_native_kernels
 from revact.bench.activations import parse_spec
 from revact.bench.memory import peak_step_mib, saved_tensor_mib
 
 NETS = ("mobilenet_v2", "resnet18", "compact")
-MODES = ("eager", "fused", "compiled")
+MODES = ("eager", "pytorch", "fused", "compiled")
 DEFAULT_NET_ACTS = "dyrelu_b,acon_c,meta_acon,dyrelu_c"
 # (batch, channels, height, width) of each network's input, and its own activation.
 NET_INPUT = {
@@ -117,9 +118,12 @@ def run_net_bench(
     repeats: int = 5,
     modes: tuple[str, ...] = MODES,
     warmup: int = 2,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, list[NetRow]], None] | None = None,
 ) -> list[NetRow]:
     """Rows for the network's own activation and each of ``acts``; see the module docstring.
+
+    ``progress(mode, rows)`` is called as each mode finishes (compiling a mode can take
+    minutes), with the rows measured so far.
 
     Raises:
         ValueError: unknown network, mode or activation (before anything is timed).
@@ -149,7 +153,7 @@ def run_net_bench(
         row.peak_ratio = row.peak_mib / rows[0].peak_mib
     for mode in modes:
         steps = [_Step(copy.deepcopy(m), x, y, compiled=mode == "compiled") for m in pristine]
-        with use_fused_kernels(mode == "fused"):
+        with use_fused_kernels(mode == "fused"), use_native_kernels(mode != "pytorch"):
             for step in steps:
                 for _ in range(warmup):
                     step()
@@ -161,13 +165,14 @@ def run_net_bench(
             row.ms[mode] = statistics.median(t) * 1e3
             row.ratio[mode] = statistics.median(a / b for a, b in zip(t, times[0], strict=True))
         if progress:
-            progress(mode)
+            progress(mode, rows)
     return rows
 
 
 def format_net_table(rows: list[NetRow], modes: tuple[str, ...]) -> str:
     """A Markdown table: step time ratios per mode, then saved and peak memory ratios."""
-    heads = {"eager": "eager", "fused": "`use_fused_kernels()`",
+    heads = {"eager": "eager", "pytorch": "eager, PyTorch ops only",
+             "fused": "`use_fused_kernels()`",
              "compiled": "`torch.compile(model)` (vs compiled own)"}
     lines = [
         "| activation | " + " | ".join(f"{heads[m]} ×" for m in modes)
@@ -175,7 +180,7 @@ def format_net_table(rows: list[NetRow], modes: tuple[str, ...]) -> str:
         "|---|" + "---:|" * (len(modes) + 5),
     ]
     for r in rows:
-        cells = " | ".join(f"{r.ratio[m]:.2f}" for m in modes)
+        cells = " | ".join(f"{r.ratio[m]:.2f}" if m in r.ratio else "-" for m in modes)
         ms = f"{r.ms['eager']:.0f}" if "eager" in r.ms else "-"
         lines.append(f"| {r.name} | {cells} | {ms} | {r.saved_mib:.0f} | {r.saved_ratio:.2f} "
                      f"| {r.peak_mib:.0f} | {r.peak_ratio:.2f} |")

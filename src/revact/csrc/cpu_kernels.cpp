@@ -5,18 +5,20 @@
 // step reads x (and the incoming gradient) once and writes one output, as ReLU does. The
 // PyTorch composition of the same maths takes 4 passes forward and 10-15 backward.
 //
-// Contract (checked in Python, and again here): x is a contiguous (N, C, S) tensor, S the
-// product of the spatial sizes; every coefficient is a contiguous (N, C) tensor of x's
-// dtype (float32 or float64), already expanded from its per-channel or per-sample shape;
-// the optional DY-ReLU-C scale is a contiguous (N, S) tensor. The Python side reduces the
-// returned (N, C) sums to each coefficient's own shape.
+// Contract (checked in Python, and again here): x is a contiguous (N, C, *) tensor of
+// float32 or float64; a coefficient is an (N, C) tensor (ACON's p1, p2, β) or an
+// (N, C, 2) one (DY-ReLU's slopes a and intercepts b) of x's dtype, any strides (an
+// expanded per-channel parameter has stride 0 over N); DY-ReLU-C's scale is a contiguous
+// tensor with one value per sample and position, e.g. (N, 1, H, W). Coefficient
+// gradients come back per (N, C[, 2]); the Python side sums them to each coefficient's
+// own shape.
 //
-// Kernels live in cpu_kernels_impl.h, compiled twice: for the baseline x86-64 (or
-// whatever the compiler targets) and, on x86, for AVX2 + FMA; the AVX2 build runs when the
-// CPU has it (a wheel built on one machine runs on another). The loops work on 32-byte packs written with GCC/Clang vector extensions (8 floats or
-// 4 doubles), so they vectorise with whatever SIMD the build targets, and a row's tail is
-// one zero-padded pack: every coefficient sum has the incoming gradient as a factor, so
-// padded lanes add nothing.
+// The kernels live in cpu_kernels_impl.h, compiled twice: for the baseline the compiler
+// targets and, on x86, for AVX2 + FMA; the AVX2 build runs where the CPU has it (so a
+// build made on one machine runs on another). The loops work on 32-byte packs written
+// with GCC/Clang vector extensions (8 floats or 4 doubles), so they vectorise with the
+// SIMD of the build, and a row's tail is one zero-padded pack: every coefficient sum has
+// the incoming gradient as a factor, so padded lanes add nothing.
 //
 // Loaded with torch.ops.load_library; the ops live under torch.ops.revact.
 
@@ -25,7 +27,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
-#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
@@ -68,14 +70,20 @@ bool has_avx2() {
 
 namespace {
 
-void check_rows(const at::Tensor& x, std::initializer_list<const at::Tensor*> coeffs) {
-  TORCH_CHECK(x.dim() == 3 && x.is_contiguous() && x.device().is_cpu(),
-              "revact native kernel: x must be a contiguous CPU (N, C, S) tensor");
+// x: contiguous CPU (N, C, *); each coefficient (N, C) plus `extra` trailing dims (K), of
+// x's dtype, any strides.
+void check_inputs(const at::Tensor& x, std::initializer_list<const at::Tensor*> coeffs,
+                  int64_t extra = 0) {
+  TORCH_CHECK(x.dim() >= 2 && x.is_contiguous() && x.device().is_cpu() &&
+                  at::isFloatingType(x.scalar_type()),
+              "revact native kernel: x must be a contiguous floating-point CPU (N, C, *) "
+              "tensor, got ", x.sizes(), " ", x.scalar_type());
   for (const at::Tensor* c : coeffs) {
-    TORCH_CHECK(c->dim() == 2 && c->size(0) == x.size(0) && c->size(1) == x.size(1) &&
-                    c->is_contiguous() && c->scalar_type() == x.scalar_type(),
-                "revact native kernel: coefficients must be contiguous (N, C) tensors of "
-                "x's dtype");
+    TORCH_CHECK(c->dim() == 2 + extra && c->size(0) == x.size(0) &&
+                    c->size(1) == x.size(1) && c->scalar_type() == x.scalar_type() &&
+                    c->device().is_cpu() && (extra == 0 || c->size(2) == 2),
+                "revact native kernel: coefficients must be (N, C", extra ? ", 2" : "",
+                ") CPU tensors of x's dtype, got ", c->sizes(), " ", c->scalar_type());
   }
 }
 
@@ -85,79 +93,81 @@ void check_grad(const at::Tensor& grad, const at::Tensor& x) {
               "revact native kernel: grad must be contiguous, of x's shape and dtype");
 }
 
+// DY-ReLU-C's scale: one value per sample and position, contiguous, e.g. (N, 1, H, W).
 void check_scale(const at::Tensor& x, const std::optional<at::Tensor>& scale) {
   if (!scale) return;
-  TORCH_CHECK(scale->dim() == 2 && scale->size(0) == x.size(0) &&
-                  scale->size(1) == x.size(2) && scale->is_contiguous() &&
+  TORCH_CHECK(scale->is_contiguous() && scale->dim() >= 1 && scale->size(0) == x.size(0) &&
+                  scale->numel() * x.size(1) == x.numel() &&
                   scale->scalar_type() == x.scalar_type(),
-              "revact native kernel: scale must be a contiguous (N, S) tensor of x's dtype");
+              "revact native kernel: scale must be a contiguous tensor of x's dtype with "
+              "one value per sample and position, got ", scale->sizes());
 }
 
-at::Tensor acon_forward(const at::Tensor& x, const at::Tensor& p2, const at::Tensor& dp,
-                        const at::Tensor& bdp) {
-  check_rows(x, {&p2, &dp, &bdp});
+at::Tensor acon_forward(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
+                        const at::Tensor& beta) {
+  check_inputs(x, {&p1, &p2, &beta});
   at::Tensor y = at::empty_like(x);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_acon_forward",
-                             [&] { REVACT_DISPATCH_ISA(acon_forward_kernel<scalar_t>)(x, p2, dp, bdp, y); });
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_acon_forward", [&] {
+    REVACT_DISPATCH_ISA(acon_forward_kernel<scalar_t>)(x, p1, p2, beta, y);
+  });
   return y;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> acon_backward(
-    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p2, const at::Tensor& dp,
-    const at::Tensor& bdp) {
-  check_rows(x, {&p2, &dp, &bdp});
+    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
+    const at::Tensor& beta) {
+  check_inputs(x, {&p1, &p2, &beta});
   check_grad(grad, x);
   at::Tensor gx = at::empty_like(x);
-  at::Tensor sums = at::empty({3, x.size(0), x.size(1)}, x.options());
+  const auto rows = x.options();
+  at::Tensor g_p1 = at::empty({x.size(0), x.size(1)}, rows);
+  at::Tensor g_p2 = at::empty_like(g_p1), g_beta = at::empty_like(g_p1);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_acon_backward", [&] {
-    REVACT_DISPATCH_ISA(acon_backward_kernel<scalar_t>)(grad, x, p2, dp, bdp, gx, sums);
+    REVACT_DISPATCH_ISA(acon_backward_kernel<scalar_t>)(grad, x, p1, p2, beta, gx, g_p1, g_p2,
+                                                        g_beta);
   });
-  return {gx, sums[0], sums[1], sums[2]};
+  return {gx, g_p1, g_p2, g_beta};
 }
 
-at::Tensor max2_forward(const at::Tensor& x, const at::Tensor& a0, const at::Tensor& b0,
-                        const at::Tensor& da, const at::Tensor& db,
+at::Tensor max2_forward(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                         const std::optional<at::Tensor>& scale) {
-  check_rows(x, {&a0, &b0, &da, &db});
+  check_inputs(x, {&a, &b}, 1);
   check_scale(x, scale);
   at::Tensor y = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_max2_forward", [&] {
-    REVACT_DISPATCH_ISA(max2_forward_kernel<scalar_t>)(x, a0, b0, da, db, scale, y);
+    REVACT_DISPATCH_ISA(max2_forward_kernel<scalar_t>)(x, a, b, scale, y);
   });
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-max2_backward(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a0,
-              const at::Tensor& b0, const at::Tensor& da, const at::Tensor& db,
-              const std::optional<at::Tensor>& scale) {
-  check_rows(x, {&a0, &b0, &da, &db});
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> max2_backward(
+    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
+    const std::optional<at::Tensor>& scale) {
+  check_inputs(x, {&a, &b}, 1);
   check_scale(x, scale);
   check_grad(grad, x);
-  const int64_t n = x.size(0), channels = x.size(1), s = x.size(2);
   at::Tensor gx = at::empty_like(x);
-  at::Tensor sums = at::empty({4, n, channels}, x.options());
-  at::Tensor g_scale = scale ? at::zeros({n, s}, x.options()) : at::empty({0}, x.options());
+  at::Tensor g_a = at::empty({x.size(0), x.size(1), 2}, x.options());
+  at::Tensor g_b = at::empty_like(g_a);
+  at::Tensor g_scale = scale ? at::zeros_like(*scale) : at::empty({0}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_max2_backward", [&] {
-    REVACT_DISPATCH_ISA(max2_backward_kernel<scalar_t>)(grad, x, a0, b0, da, db, scale, gx, sums, g_scale);
+    REVACT_DISPATCH_ISA(max2_backward_kernel<scalar_t>)(grad, x, a, b, scale, gx, g_a, g_b,
+                                                        g_scale);
   });
-  return {gx, sums[0], sums[1], sums[2], sums[3], g_scale};
+  return {gx, g_a, g_b, g_scale};
 }
 
 }  // namespace
 
-
 TORCH_LIBRARY(revact, m) {
-  m.def("acon_forward(Tensor x, Tensor p2, Tensor dp, Tensor bdp) -> Tensor");
+  m.def("acon_forward(Tensor x, Tensor p1, Tensor p2, Tensor beta) -> Tensor");
   m.def(
-      "acon_backward(Tensor grad, Tensor x, Tensor p2, Tensor dp, Tensor bdp)"
+      "acon_backward(Tensor grad, Tensor x, Tensor p1, Tensor p2, Tensor beta)"
       " -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("max2_forward(Tensor x, Tensor a, Tensor b, Tensor? scale) -> Tensor");
   m.def(
-      "max2_forward(Tensor x, Tensor a0, Tensor b0, Tensor da, Tensor db, Tensor? scale)"
-      " -> Tensor");
-  m.def(
-      "max2_backward(Tensor grad, Tensor x, Tensor a0, Tensor b0, Tensor da, Tensor db,"
-      " Tensor? scale) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "max2_backward(Tensor grad, Tensor x, Tensor a, Tensor b, Tensor? scale)"
+      " -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(revact, CPU, m) {

@@ -94,10 +94,33 @@ inline V sigmoid(const V& z) {
   return 1 / (1 + exp_pack(-z));
 }
 
-// body(row) for the rows (n, c) of S elements, in parallel chunks of whole rows.
+// A coefficient of shape (N, C) or (N, C, K), any strides (an expanded per-channel
+// parameter has stride 0 over N).
+template <typename T>
+struct Coeff {
+  const T* data;
+  int64_t sn, sc, sk, channels;
+  Coeff(const at::Tensor& t)
+      : data(t.const_data_ptr<T>()),
+        sn(t.stride(0)),
+        sc(t.stride(1)),
+        sk(t.dim() > 2 ? t.stride(2) : 0),
+        channels(t.size(1)) {}
+  T operator()(int64_t row, int64_t k = 0) const {
+    return data[(row / channels) * sn + (row % channels) * sc + k * sk];
+  }
+};
+
+// Positions per (sample, channel) row of a contiguous (N, C, *) tensor.
+inline int64_t row_length(const at::Tensor& x) {
+  const int64_t rows = x.size(0) * x.size(1);
+  return rows == 0 ? 0 : x.numel() / rows;
+}
+
+// body(row) for the rows (n, c) of x, in parallel chunks of whole rows.
 template <typename F>
 void for_rows(const at::Tensor& x, const F& body) {
-  const int64_t rows = x.size(0) * x.size(1), s = x.size(2);
+  const int64_t rows = x.size(0) * x.size(1), s = row_length(x);
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(s, 1));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) body(row);
@@ -108,56 +131,58 @@ void for_rows(const at::Tensor& x, const F& body) {
 // y = x·(p2 + dp·σ(bdp·x)), with dp = p1 - p2 and bdp = β·dp.
 
 template <typename T>
-void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p2, const at::Tensor& dp,
-                         const at::Tensor& bdp, at::Tensor& y) {
+void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
+                         const at::Tensor& beta, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t s = x.size(2);
-  const T *xp = x.const_data_ptr<T>(), *q2 = p2.const_data_ptr<T>(),
-          *qd = dp.const_data_ptr<T>(), *qb = bdp.const_data_ptr<T>();
+  const int64_t s = row_length(x);
+  const Coeff<T> c1(p1), c2(p2), cb(beta);
+  const T* xp = x.const_data_ptr<T>();
   T* yp = y.mutable_data_ptr<T>();
   for_rows(x, [&](int64_t row) {
-    const T c2 = q2[row], cd = qd[row], cb = qb[row];
+    const T q2 = c2(row), dp = c1(row) - q2, bdp = cb(row) * dp;
     const T* xr = xp + row * s;
     T* yr = yp + row * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       const V xv = load<V>(xr + i, n);
-      store(yr + i, xv * (c2 + cd * sigmoid(cb * xv)), n);
+      store(yr + i, xv * (q2 + dp * sigmoid(bdp * xv)), n);
     });
   });
 }
 
-// Returns grad_x and the (N, C) sums Σ g·x·dy/dd (p1's gradient), Σ g·x (p1's + p2's)
-// and Σ g·x²·σ'(z) (β's, before the factor dp²), where d = dp·x, z = β·d,
-// dy/dd = σ(z) + z·σ'(z) and dy/dx = p2 + dp·dy/dd.
+// grad_x and the (N, C) gradients of p1, p2 and β. With d = dp·x and z = β·d:
+// dy/dd = σ(z) + z·σ'(z), dy/dx = p2 + dp·dy/dd, dy/dp1 = x·dy/dd, dy/dp2 = x - dy/dp1,
+// dy/dβ = d²·σ'(z).
 template <typename T>
-void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p2,
-                          const at::Tensor& dp, const at::Tensor& bdp, at::Tensor& gx,
-                          at::Tensor& sums) {
+void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p1,
+                          const at::Tensor& p2, const at::Tensor& beta, at::Tensor& gx,
+                          at::Tensor& g_p1, at::Tensor& g_p2, at::Tensor& g_beta) {
   using V = typename Pack<T>::V;
-  const int64_t s = x.size(2), rows = x.size(0) * x.size(1);
-  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>(),
-          *q2 = p2.const_data_ptr<T>(), *qd = dp.const_data_ptr<T>(),
-          *qb = bdp.const_data_ptr<T>();
-  T *gxp = gx.mutable_data_ptr<T>(), *out = sums.mutable_data_ptr<T>();
+  const int64_t s = row_length(x);
+  const Coeff<T> c1(p1), c2(p2), cb(beta);
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
+  T* gxp = gx.mutable_data_ptr<T>();
+  T *o1 = g_p1.mutable_data_ptr<T>(), *o2 = g_p2.mutable_data_ptr<T>(),
+    *ob = g_beta.mutable_data_ptr<T>();
   for_rows(x, [&](int64_t row) {
-    const T c2 = q2[row], cd = qd[row], cb = qb[row];
+    const T q2 = c2(row), dp = c1(row) - q2, bdp = cb(row) * dp;
     const T *xr = xp + row * s, *gr = gp + row * s;
     T* gxr = gxp + row * s;
     V sum_dd{}, sum_x{}, sum_ds{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), gv = load<V>(gr + i, n), z = cb * xv;
+      const V xv = load<V>(xr + i, n), gv = load<V>(gr + i, n), z = bdp * xv;
       const V sg = sigmoid(z);
       const V ds = sg * (1 - sg);
       const V dd = sg + z * ds;
       const V gxv = gv * xv;
-      store(gxr + i, gv * (c2 + cd * dd), n);
+      store(gxr + i, gv * (q2 + dp * dd), n);
       sum_dd += gxv * dd;
       sum_x += gxv;
       sum_ds += gxv * xv * ds;
     });
-    out[row] = lane_sum(sum_dd);
-    out[rows + row] = lane_sum(sum_x);
-    out[2 * rows + row] = lane_sum(sum_ds);
+    const T total_dd = lane_sum(sum_dd);
+    o1[row] = total_dd;
+    o2[row] = lane_sum(sum_x) - total_dd;
+    ob[row] = lane_sum(sum_ds) * dp * dp;
   });
 }
 
@@ -165,74 +190,73 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
 // m = max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu(da·x + db); y = scale·m.
 
 template <typename T>
-void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a0, const at::Tensor& b0,
-                         const at::Tensor& da, const at::Tensor& db,
+void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                          const std::optional<at::Tensor>& scale, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t channels = x.size(1), s = x.size(2);
-  const T *xp = x.const_data_ptr<T>(), *qa = a0.const_data_ptr<T>(),
-          *qb = b0.const_data_ptr<T>(), *qda = da.const_data_ptr<T>(),
-          *qdb = db.const_data_ptr<T>();
+  const int64_t channels = x.size(1), s = row_length(x);
+  const Coeff<T> ca(a), cb(b);
+  const T* xp = x.const_data_ptr<T>();
   const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
   T* yp = y.mutable_data_ptr<T>();
   for_rows(x, [&](int64_t row) {
-    const T ca = qa[row], cb = qb[row], cda = qda[row], cdb = qdb[row];
+    const T a0 = ca(row, 0), b0 = cb(row, 0), da = ca(row, 1) - a0, db = cb(row, 1) - b0;
     const T* xr = xp + row * s;
     const T* sr = sp ? sp + (row / channels) * s : nullptr;
     T* yr = yp + row * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), u = cda * xv + cdb;
-      V m = ca * xv + cb + (u > 0 ? u : V{});
+      const V xv = load<V>(xr + i, n), u = da * xv + db;
+      V m = a0 * xv + b0 + (u > 0 ? u : V{});
       if (sr) m *= load<V>(sr + i, n);
       store(yr + i, m, n);
     });
   });
 }
 
-// Returns grad_x; the (N, C) sums Σ g', Σ g'·w, Σ g'·x and Σ g'·x·w of g' = g·scale (g
-// without a scale), where w = [da·x + db > 0] (branch 1 wins; ties go to branch 0); and
-// the (N, S) gradient of the scale, Σ_c g·m (empty without a scale).
+// grad_x, the (N, C, 2) gradients of a and b, and the scale's gradient Σ_c g·m (when
+// there is a scale). With g' = g·scale (g without a scale) and w = [da·x + db > 0]
+// (branch 1 wins; ties go to branch 0): g_a = (Σ g'·x·(1 - w), Σ g'·x·w), g_b likewise
+// without x, grad_x = g'·(a0 + w·da).
 template <typename T>
-void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a0,
-                          const at::Tensor& b0, const at::Tensor& da, const at::Tensor& db,
-                          const std::optional<at::Tensor>& scale, at::Tensor& gx,
-                          at::Tensor& sums, at::Tensor& g_scale) {
+void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a,
+                          const at::Tensor& b, const std::optional<at::Tensor>& scale,
+                          at::Tensor& gx, at::Tensor& g_a, at::Tensor& g_b,
+                          at::Tensor& g_scale) {
   using V = typename Pack<T>::V;
-  const int64_t n_samples = x.size(0), channels = x.size(1), s = x.size(2);
-  const int64_t rows = n_samples * channels;
-  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>(),
-          *qa = a0.const_data_ptr<T>(), *qb = b0.const_data_ptr<T>(),
-          *qda = da.const_data_ptr<T>(), *qdb = db.const_data_ptr<T>();
+  const int64_t n_samples = x.size(0), channels = x.size(1), s = row_length(x);
+  const Coeff<T> ca(a), cb(b);
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
   const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
-  T *gxp = gx.mutable_data_ptr<T>(), *out = sums.mutable_data_ptr<T>();
+  T *gxp = gx.mutable_data_ptr<T>(), *oa = g_a.mutable_data_ptr<T>(),
+    *ob = g_b.mutable_data_ptr<T>();
   T* gsp = scale ? g_scale.mutable_data_ptr<T>() : nullptr;
 
   auto row_body = [&](int64_t row) INLINE {
-    const T ca = qa[row], cb = qb[row], cda = qda[row], cdb = qdb[row];
+    const T a0 = ca(row, 0), b0 = cb(row, 0), da = ca(row, 1) - a0, db = cb(row, 1) - b0;
     const T *xr = xp + row * s, *gr = gp + row * s;
     const T* sr = sp ? sp + (row / channels) * s : nullptr;
     T* gsr = gsp ? gsp + (row / channels) * s : nullptr;
     T* gxr = gxp + row * s;
     V sum_g{}, sum_gw{}, sum_gx{}, sum_gxw{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), u = cda * xv + cdb;
+      const V xv = load<V>(xr + i, n), u = da * xv + db;
       const V w = u > 0 ? splat<V>(T(1)) : V{};
       V gv = load<V>(gr + i, n);
       if (sr) {
-        store(gsr + i, load<V>(gsr + i, n) + gv * (ca * xv + cb + w * u), n);
+        store(gsr + i, load<V>(gsr + i, n) + gv * (a0 * xv + b0 + w * u), n);
         gv *= load<V>(sr + i, n);
       }
       const V gw = gv * w;
-      store(gxr + i, gv * ca + gw * cda, n);
+      store(gxr + i, gv * a0 + gw * da, n);
       sum_g += gv;
       sum_gw += gw;
       sum_gx += gv * xv;
       sum_gxw += gw * xv;
     });
-    out[row] = lane_sum(sum_g);
-    out[rows + row] = lane_sum(sum_gw);
-    out[2 * rows + row] = lane_sum(sum_gx);
-    out[3 * rows + row] = lane_sum(sum_gxw);
+    const T total_gw = lane_sum(sum_gw), total_gxw = lane_sum(sum_gxw);
+    oa[2 * row] = lane_sum(sum_gx) - total_gxw;
+    oa[2 * row + 1] = total_gxw;
+    ob[2 * row] = lane_sum(sum_g) - total_gw;
+    ob[2 * row + 1] = total_gw;
   };
 
   if (sp == nullptr) {
