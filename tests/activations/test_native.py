@@ -1,0 +1,212 @@
+"""The native CPU kernels: built, used where they apply, and equal to the PyTorch bodies.
+
+Every test here checks that the native op really ran (the profiler lists dispatcher ops
+as ``revact::...``), so none can pass by falling back to the PyTorch bodies unnoticed.
+The float64 gradchecks of test_functional.py run through the native kernels as well
+(their per-channel and per-sample shapes are native cases).
+"""
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import revact
+from revact.activations.functional import acon, max_affine, spatial_mean, use_native_kernels
+
+
+def _native_ops(fn) -> set[str]:
+    """Names of revact's native ops that ``fn()`` ran."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events() if e.name.startswith("revact::")}
+
+
+def _rand(shape, rng, low=-2.0, high=2.0, dtype=torch.float64):
+    t = torch.rand(shape, dtype=torch.float64, generator=rng) * (high - low) + low
+    return t.to(dtype).requires_grad_()
+
+
+def _value_and_grads(fn, inputs, g):
+    y = fn(*inputs)
+    wrt = [t for t in inputs if t is not None]
+    return (y, *torch.autograd.grad(y, wrt, g))
+
+
+def _assert_native_equals_pytorch(fn, inputs, rng, rtol, atol, expect_ops):
+    g = torch.randn(inputs[0].shape, dtype=inputs[0].dtype, generator=rng)
+    ops = _native_ops(lambda: _value_and_grads(fn, inputs, g))
+    assert ops == expect_ops
+    native = _value_and_grads(fn, inputs, g)
+    with use_native_kernels(False):
+        assert not _native_ops(lambda: _value_and_grads(fn, inputs, g))
+        reference = _value_and_grads(fn, inputs, g)
+    for got, want in zip(native, reference, strict=True):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+
+
+ACON_OPS = {"revact::acon_forward", "revact::acon_backward"}
+MAX2_OPS = {"revact::max2_forward", "revact::max2_backward"}
+# x shapes: 2-D (one position), 1-D and 2-D maps, rows shorter than one 8-lane pack,
+# rows with a partial last pack, one sample.
+X_SHAPES = [(4, 3), (2, 3, 7), (2, 3, 4, 5), (2, 3, 1, 3), (3, 5, 9, 11), (1, 6, 5, 5)]
+
+
+def test_native_kernels_are_built_here():
+    """make test installs with them; a missing compiler would show here, not as slowness."""
+    if platform.system() != "Linux" or shutil.which("c++") is None:
+        pytest.skip("the native kernels are built on Linux with a C++ compiler")
+    assert revact.native_kernels_available()
+
+
+@pytest.mark.parametrize("x_shape", X_SHAPES)
+@pytest.mark.parametrize("coeff", ["shared", "channel", "sample_channel", "mixed"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_acon_native_equals_pytorch(x_shape, coeff, dtype, rng):
+    n, c = x_shape[:2]
+    ones = (1,) * (len(x_shape) - 2)
+    shapes = {"shared": [(), (), ()],
+              "channel": [(1, c, *ones)] * 3,
+              "sample_channel": [(n, c, *ones)] * 3,
+              "mixed": [(c, *ones), (), (n, c, *ones)]}[coeff]  # Meta-ACON's β per sample
+    inputs = (_rand(x_shape, rng, -6, 6, dtype), _rand(shapes[0], rng, dtype=dtype),
+              _rand(shapes[1], rng, dtype=dtype), _rand(shapes[2], rng, 0.1, 3, dtype))
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    _assert_native_equals_pytorch(acon, inputs, rng, tol, tol, ACON_OPS)
+
+
+@pytest.mark.parametrize("x_shape", X_SHAPES)
+@pytest.mark.parametrize("coeff", ["shared", "channel", "sample_channel"])
+@pytest.mark.parametrize("with_scale", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_max_affine_native_equals_pytorch(x_shape, coeff, with_scale, dtype, rng):
+    n, c = x_shape[:2]
+    ones = (1,) * (len(x_shape) - 2)
+    shape = {"shared": (1, 1, *ones, 2), "channel": (c, *ones, 2),
+             "sample_channel": (n, c, *ones, 2)}[coeff]
+    scale = _rand((n, 1, *x_shape[2:]), rng, 0, 1, dtype) if with_scale else None
+    inputs = (_rand(x_shape, rng, -4, 4, dtype), _rand(shape, rng, dtype=dtype),
+              _rand(shape, rng, dtype=dtype), scale)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    _assert_native_equals_pytorch(max_affine, inputs, rng, tol, tol, MAX2_OPS)
+
+
+def test_gradcheck_through_the_native_kernels(rng):
+    """float64 gradcheck with rows that end in a partial pack (S = 35)."""
+    x = _rand((2, 3, 5, 7), rng, -4, 4)
+    acon_in = (x, _rand((1, 3, 1, 1), rng), _rand((1, 3, 1, 1), rng),
+               _rand((2, 3, 1, 1), rng, 0.1, 3))
+    max_in = (x, _rand((2, 3, 1, 1, 2), rng), _rand((2, 3, 1, 1, 2), rng),
+              _rand((2, 1, 5, 7), rng, 0, 1))
+    for fn, inputs, ops in ((acon, acon_in, ACON_OPS), (max_affine, max_in, MAX2_OPS)):
+        assert _native_ops(lambda fn=fn, inputs=inputs: torch.autograd.gradcheck(
+            fn, inputs, fast_mode=True)) == ops
+
+
+def test_several_threads_give_the_same_numbers(rng):
+    """Rows split over threads (and, with a scale, samples): the sums do not change."""
+    x = _rand((4, 32, 30, 30), rng, -4, 4, torch.float32)
+    inputs = (x, _rand((4, 32, 1, 1, 2), rng, dtype=torch.float32),
+              _rand((4, 32, 1, 1, 2), rng, dtype=torch.float32),
+              _rand((4, 1, 30, 30), rng, 0, 1, torch.float32))
+    g = torch.randn(x.shape, generator=rng)
+    one = _value_and_grads(max_affine, inputs, g)
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    two = _value_and_grads(max_affine, inputs, g)
+    for a, b in zip(one, two, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fn", [acon, max_affine])
+def test_nan_and_inf_propagate_as_in_pytorch(fn, rng):
+    x = torch.randn(2, 3, 4, 4, generator=rng)
+    x[0, 0, 0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    if fn is acon:
+        coeffs = (torch.ones(1, 3, 1, 1), torch.full((1, 3, 1, 1), 0.25), torch.ones(()))
+    else:
+        coeffs = (torch.tensor([1.0, 0.2]).expand(1, 3, 1, 1, 2),
+                  torch.zeros(1, 3, 1, 1, 2), None)
+    with torch.no_grad():
+        assert _native_ops(lambda: fn(x, *coeffs))
+        native = fn(x, *coeffs)
+        with use_native_kernels(False):
+            reference = fn(x, *coeffs)
+    torch.testing.assert_close(native, reference, equal_nan=True)
+
+
+@pytest.mark.parametrize("case", ["k3", "per_position", "channels_last", "bfloat16",
+                                  "double_backward"])
+def test_cases_the_native_kernels_leave_to_pytorch(case, rng):
+    x = _rand((2, 3, 4, 5), rng, -4, 4)
+    a, b = _rand((1, 3, 1, 1, 2), rng), _rand((1, 3, 1, 1, 2), rng)
+    if case == "k3":
+        a, b = _rand((1, 3, 1, 1, 3), rng), _rand((1, 3, 1, 1, 3), rng)
+    elif case == "per_position":
+        a, b = _rand((4, 5, 2), rng), _rand((4, 5, 2), rng)
+    elif case == "channels_last":
+        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    elif case == "bfloat16":
+        x, a, b = (t.detach().bfloat16().requires_grad_() for t in (x, a, b))
+
+    def run():
+        y = max_affine(x, a, b)
+        (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=case == "double_backward")
+        return g
+
+    ops = _native_ops(run)
+    # Double backward: the first backward may run natively, what it records may not.
+    assert ops <= ({"revact::max2_forward"} if case == "double_backward" else set())
+
+
+def test_baseline_build_equals_the_avx2_build(tmp_path, rng):
+    """REVACT_CPU_BASELINE=1 runs the kernels built without AVX2 (what a CPU without it
+    gets), in a fresh process; its numbers match this process's."""
+    x = torch.randn(3, 5, 9, 11, generator=rng)
+    torch.save(x, tmp_path / "x.pt")
+    script = textwrap.dedent(f"""
+        import torch
+        from revact.activations.functional import acon, max_affine
+        x = torch.load({str(tmp_path / "x.pt")!r}).requires_grad_()
+        p = torch.linspace(-1, 1, 5).view(1, 5, 1, 1)
+        y = acon(x, p, 0.5 * p, torch.ones(())) + max_affine(
+            x, torch.stack([p, -p], -1), torch.stack([0 * p, p], -1))
+        y.backward(torch.ones_like(y))
+        torch.save((y.detach(), x.grad), {str(tmp_path / "out.pt")!r})
+    """)
+    env = {**os.environ, "REVACT_CPU_BASELINE": "1"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    y_base, g_base = torch.load(tmp_path / "out.pt")
+    xg = x.clone().requires_grad_()
+    p = torch.linspace(-1, 1, 5).view(1, 5, 1, 1)
+    assert _native_ops(lambda: acon(xg, p, 0.5 * p, torch.ones(())))
+    y = acon(xg, p, 0.5 * p, torch.ones(())) + max_affine(
+        xg, torch.stack([p, -p], -1), torch.stack([0 * p, p], -1))
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(y_base, y.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g_base, xg.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [(2, 3), (2,), (1,)])
+def test_spatial_mean_is_mean_with_a_broadcast_gradient(dims, rng):
+    x = _rand((2, 3, 4, 5), rng)
+    torch.testing.assert_close(spatial_mean(x, dims), x.mean(dim=dims))
+    (g,) = torch.autograd.grad(spatial_mean(x, dims).sum(), x)
+    assert g.stride().count(0) == len(dims)  # a view, not a full-size tensor
+    assert torch.autograd.gradcheck(lambda t: spatial_mean(t, dims), (x,), fast_mode=True)
+    assert torch.autograd.gradgradcheck(lambda t: spatial_mean(t, dims) ** 2, (x,),
+                                        fast_mode=True)
+
+
+def test_spatial_mean_keeps_the_input_dtype_of_its_gradient(rng):
+    x = _rand((2, 3, 4, 5), rng, dtype=torch.bfloat16)
+    m = spatial_mean(x, (2, 3), torch.float32)
+    assert m.dtype == torch.float32
+    (g,) = torch.autograd.grad(m.sum(), x)
+    assert g.dtype == torch.bfloat16
