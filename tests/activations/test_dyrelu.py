@@ -141,3 +141,14 @@ def test_1d_and_2d_agree(variant, rng):
     m = _randomise(CLASSES[variant](8).double(), rng)
     x = torch.randn(2, 8, 4, 5, dtype=torch.float64, generator=rng)
     torch.testing.assert_close(m(x).flatten(2), m(x.flatten(2)))
+
+
+def test_residual_ranges_can_be_changed_after_construction(rng):
+    """λ_a and λ_b are folded into the coefficient map at construction; setting them
+    later rebuilds it (the formula reads the new values)."""
+    m = DyReLUB(6).double()
+    m.lambda_a, m.lambda_b = 0.7, 0.2
+    x = torch.randn(2, 6, 5, 5, generator=rng, dtype=torch.float64)
+    with torch.no_grad():
+        y = m(x).numpy()
+    np.testing.assert_allclose(y, _reference(m, x.numpy()), rtol=1e-10, atol=1e-12)

@@ -210,3 +210,24 @@ def test_spatial_mean_keeps_the_input_dtype_of_its_gradient(rng):
     assert m.dtype == torch.float32
     (g,) = torch.autograd.grad(m.sum(), x)
     assert g.dtype == torch.bfloat16
+
+
+def test_torch_compile_calls_the_native_kernels(rng):
+    """Under torch.compile the ops stay in the graph, forward and backward (fake kernels
+    give their shapes), with the eager numbers."""
+    def fn(x, p1, p2, beta, a, b, scale):
+        return max_affine(acon(x, p1, p2, beta), a, b, scale)
+
+    inputs = [_rand(shape, rng, dtype=torch.float32) for shape in (
+        (2, 3, 5, 7), (1, 3, 1, 1), (1, 3, 1, 1), (2, 3, 1, 1), (2, 3, 1, 1, 2),
+        (2, 3, 1, 1, 2), (2, 1, 5, 7))]
+    compiled = torch.compile(fn, fullgraph=True)
+
+    def step(f):
+        y = f(*inputs)
+        return (y, *torch.autograd.grad(y.square().sum(), inputs))
+
+    step(compiled)
+    assert _native_ops(lambda: step(compiled)) == ACON_OPS | MAX2_OPS
+    for got, want in zip(step(compiled), step(fn), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

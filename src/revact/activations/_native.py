@@ -7,8 +7,9 @@ contiguous channels-first CPU tensor in float32 or float64, with coefficients pe
 channel, per sample, per sample and channel, or shared (``(n|1, c|1, 1, ...)``), and
 DY-ReLU-C's per-position scale ``(N, 1, *spatial)``. Everything else (other devices and
 dtypes, autocast, channels-last or token layouts, per-position coefficients, K ≠ 2,
-differentiating the kernels themselves, tracing, ONNX export, ``torch.compile``) goes
-to the PyTorch bodies, which give the same numbers.
+differentiating the kernels themselves, tracing, ONNX export) goes to the PyTorch
+bodies, which give the same numbers. Under ``torch.compile`` the ops enter the graph as
+calls Inductor leaves alone (their shapes come from the fake kernels registered below).
 
 Each entry returns ``None`` when its inputs are not a case it covers.
 """
@@ -34,6 +35,7 @@ def _load() -> bool:
             if library is None:
                 raise OSError("revact/_C was not built")
             torch.ops.load_library(str(library))
+            _register_fakes()
             _state["loaded"] = True
         except (OSError, RuntimeError) as error:
             # Built for another torch, or not built: the PyTorch bodies still work.
@@ -42,6 +44,22 @@ def _load() -> bool:
                               "PyTorch versions", RuntimeWarning, stacklevel=3)
             _state["loaded"] = False
     return bool(_state["loaded"])
+
+
+def _register_fakes() -> None:
+    """Output shapes for torch.compile's fake tensors: each op allocates its outputs."""
+
+    def rows(x: Tensor, *trailing: int) -> Tensor:
+        return x.new_empty(x.shape[0], x.shape[1], *trailing)
+
+    torch.library.register_fake("revact::acon_forward")(lambda x, p1, p2, beta: torch.empty_like(x))
+    torch.library.register_fake("revact::acon_backward")(
+        lambda grad, x, p1, p2, beta: (torch.empty_like(x), rows(x), rows(x), rows(x)))
+    torch.library.register_fake("revact::max2_forward")(lambda x, a, b, scale: torch.empty_like(x))
+    torch.library.register_fake("revact::max2_backward")(
+        lambda grad, x, a, b, scale: (torch.empty_like(x), rows(x, 2), rows(x, 2),
+                                      x.new_empty(0) if scale is None else
+                                      torch.empty_like(scale)))
 
 
 def available() -> bool:
@@ -66,7 +84,7 @@ def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
         return False
     if any(c is not None and (c.dtype != x.dtype or c.device != x.device) for c in coeffs):
         return False
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         return False
     # The ops have no autograd formula: with grad mode on (create_graph=True) a
     # differentiable input must go through PyTorch operations.
@@ -138,3 +156,8 @@ def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tenso
     g_x, g_a, g_b, g_scale = torch.ops.revact.max2_backward(grad.contiguous(), x, *rows)
     return (g_x, _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
             None if scale is None else g_scale)
+
+
+# Loaded with the package (a dlopen, milliseconds): torch.compile cannot trace the load,
+# and a model may be compiled before anything ran eagerly.
+_load()

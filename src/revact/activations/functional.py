@@ -421,10 +421,8 @@ _fused = False
 
 
 def _kernel(name: str) -> Callable:
-    # Inside an outer torch.compile the eager bodies are traced and fused anyway.
-    if torch.compiler.is_compiling():
-        return _EAGER[name]
-    if not _fused:
+    # Inside an outer torch.compile the eager bodies are traced (and fused) anyway.
+    if not _fused or torch.compiler.is_compiling():
         fallback = _EAGER[name]
     else:
         if name not in _COMPILED:
