@@ -13,7 +13,10 @@ tensor (32, 64, 56, 56) float32:
 3. forward + backward of a one-output-channel 1×1 convolution against multiply-and-sum
    (DY-ReLU-C's spatial logits);
 4. compiled (Inductor): a reduction alone, one that also returns its bool mask, and one
-   that returns it as float (the K = 2 backward keeps a float mask).
+   that returns it as float (the K = 2 backward keeps a float mask);
+5. the matrix products of a hyper-function on 16 samples (Meta-ACON's generator at
+   C = 960: (16, 960)·(960, 60)ᵀ and its weight gradient): a fixed cost per call that
+   no activation kernel can remove (issue 12's note).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def main() -> None:
     def into_untouched():
         kept.append(torch.mul(x, g, out=torch.empty_like(x)))
 
+    pooled, fc = torch.randn(16, 960), torch.randn(60, 960)
+    g_fc = torch.randn(16, 60)
     cases = [
         ("multiply into untouched memory", into_untouched),
         ("multiply into a touched buffer", lambda: torch.mul(x, g, out=out)),
@@ -91,6 +96,8 @@ def main() -> None:
         ("g * mask", lambda: g * mask),
         ("1x1 conv to one channel, fwd+bwd", conv_fwd_bwd),
         ("multiply-and-sum, fwd+bwd", mul_sum_fwd_bwd),
+        ("GEMM (16,960)x(960,60)", lambda: pooled @ fc.t()),
+        ("GEMM weight grad (60,16)x(16,960)", lambda: g_fc.t() @ pooled),
     ]
     args4 = (x, g, a0, a1)
     for fn in (_sum_masked, _sum_and_bool_mask, _sum_and_float_mask):
@@ -99,7 +106,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"tensor {tuple(x.shape)} float32, median of {args.repeats}")
     for name, fn in cases:
-        print(f"  {name:36s} {median_ms(fn, args.repeats):6.1f} ms", flush=True)
+        print(f"  {name:36s} {median_ms(fn, args.repeats):8.3f} ms", flush=True)
         kept.clear()
 
 

@@ -52,6 +52,14 @@ def _assert_native_equals_pytorch(fn, inputs, rng, rtol, atol, expect_ops):
         torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
 
 
+def _laid_out(x, layout):
+    """``x`` with the same values, channels-first (contiguous) or channels-last in memory
+    (what channels-last feature maps and transposed tokens look like)."""
+    if layout == "channels_first":
+        return x
+    return x.detach().movedim(1, -1).contiguous().movedim(-1, 1).requires_grad_()
+
+
 ACON_OPS = {"revact::acon_forward", "revact::acon_backward"}
 MAX2_OPS = {"revact::max2_forward", "revact::max2_backward"}
 # x shapes: 2-D (one position), 1-D and 2-D maps, rows shorter than one 8-lane pack,
@@ -69,14 +77,16 @@ def test_native_kernels_are_built_here():
 @pytest.mark.parametrize("x_shape", X_SHAPES)
 @pytest.mark.parametrize("coeff", ["shared", "channel", "sample_channel", "mixed"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_acon_native_equals_pytorch(x_shape, coeff, dtype, rng):
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_acon_native_equals_pytorch(x_shape, coeff, dtype, layout, rng):
     n, c = x_shape[:2]
     ones = (1,) * (len(x_shape) - 2)
     shapes = {"shared": [(), (), ()],
               "channel": [(1, c, *ones)] * 3,
               "sample_channel": [(n, c, *ones)] * 3,
               "mixed": [(c, *ones), (), (n, c, *ones)]}[coeff]  # Meta-ACON's β per sample
-    inputs = (_rand(x_shape, rng, -6, 6, dtype), _rand(shapes[0], rng, dtype=dtype),
+    inputs = (_laid_out(_rand(x_shape, rng, -6, 6, dtype), layout),
+              _rand(shapes[0], rng, dtype=dtype),
               _rand(shapes[1], rng, dtype=dtype), _rand(shapes[2], rng, 0.1, 3, dtype))
     tol = 1e-12 if dtype == torch.float64 else 2e-5
     _assert_native_equals_pytorch(acon, inputs, rng, tol, tol, ACON_OPS)
@@ -86,14 +96,15 @@ def test_acon_native_equals_pytorch(x_shape, coeff, dtype, rng):
 @pytest.mark.parametrize("coeff", ["shared", "channel", "sample_channel"])
 @pytest.mark.parametrize("with_scale", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_max_affine_native_equals_pytorch(x_shape, coeff, with_scale, dtype, rng):
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_max_affine_native_equals_pytorch(x_shape, coeff, with_scale, dtype, layout, rng):
     n, c = x_shape[:2]
     ones = (1,) * (len(x_shape) - 2)
     shape = {"shared": (1, 1, *ones, 2), "channel": (c, *ones, 2),
              "sample_channel": (n, c, *ones, 2)}[coeff]
     scale = _rand((n, 1, *x_shape[2:]), rng, 0, 1, dtype) if with_scale else None
-    inputs = (_rand(x_shape, rng, -4, 4, dtype), _rand(shape, rng, dtype=dtype),
-              _rand(shape, rng, dtype=dtype), scale)
+    inputs = (_laid_out(_rand(x_shape, rng, -4, 4, dtype), layout),
+              _rand(shape, rng, dtype=dtype), _rand(shape, rng, dtype=dtype), scale)
     tol = 1e-12 if dtype == torch.float64 else 2e-5
     _assert_native_equals_pytorch(max_affine, inputs, rng, tol, tol, MAX2_OPS)
 
@@ -141,7 +152,7 @@ def test_nan_and_inf_propagate_as_in_pytorch(fn, rng):
     torch.testing.assert_close(native, reference, equal_nan=True)
 
 
-@pytest.mark.parametrize("case", ["k3", "per_position", "channels_last", "bfloat16",
+@pytest.mark.parametrize("case", ["k3", "per_position", "strided", "bfloat16",
                                   "double_backward"])
 def test_cases_the_native_kernels_leave_to_pytorch(case, rng):
     x = _rand((2, 3, 4, 5), rng, -4, 4)
@@ -150,8 +161,8 @@ def test_cases_the_native_kernels_leave_to_pytorch(case, rng):
         a, b = _rand((1, 3, 1, 1, 3), rng), _rand((1, 3, 1, 1, 3), rng)
     elif case == "per_position":
         a, b = _rand((4, 5, 2), rng), _rand((4, 5, 2), rng)
-    elif case == "channels_last":
-        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    elif case == "strided":  # every other column: neither layout is contiguous
+        x = _rand((2, 3, 4, 10), rng, -4, 4)[..., ::2]
     elif case == "bfloat16":
         x, a, b = (t.detach().bfloat16().requires_grad_() for t in (x, a, b))
 
@@ -231,3 +242,18 @@ def test_torch_compile_calls_the_native_kernels(rng):
     assert _native_ops(lambda: step(compiled)) == ACON_OPS | MAX2_OPS
     for got, want in zip(step(compiled), step(fn), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["acon_c", "meta_acon", "dyrelu_b", "dyrelu_c"])
+def test_channels_last_modules_run_natively(name, rng):
+    """Tokens (N, L, C) and channels-last maps: what ChannelsLast hands its activation,
+    and DY-ReLU's layout='tokens', take the channels-last kernels."""
+    from revact.activations.channels_last import create_channels_last_act
+
+    act = create_channels_last_act(name, 6)
+    x = torch.randn(2, 5, 7, 6, generator=rng, requires_grad=True)
+    ops = _native_ops(lambda: act(x).square().sum().backward())
+    assert ops == (ACON_OPS if "acon" in name else MAX2_OPS)
+    maps = torch.randn(2, 6, 5, 7, generator=rng).to(memory_format=torch.channels_last)
+    act_cf = revact.create_act(name, channels=6)
+    assert _native_ops(lambda: act_cf(maps.requires_grad_()).sum().backward())

@@ -2,14 +2,17 @@
 
 They compute :func:`~revact.activations.functional.acon` and the K = 2
 :func:`~revact.activations.functional.max_affine` in one pass each way, with the
-coefficient-gradient sums in the same loop. They cover what networks run most: a
-contiguous channels-first CPU tensor in float32 or float64, with coefficients per
-channel, per sample, per sample and channel, or shared (``(n|1, c|1, 1, ...)``), and
-DY-ReLU-C's per-position scale ``(N, 1, *spatial)``. Everything else (other devices and
-dtypes, autocast, channels-last or token layouts, per-position coefficients, K ≠ 2,
-differentiating the kernels themselves, tracing, ONNX export) goes to the PyTorch
-bodies, which give the same numbers. Under ``torch.compile`` the ops enter the graph as
-calls Inductor leaves alone (their shapes come from the fake kernels registered below).
+coefficient-gradient sums in the same loop. They cover what networks run: a float32 or
+float64 CPU tensor laid out channels-first (contiguous ``(N, C, *)``) or channels-last
+(``(N, C, *)`` whose ``(N, *, C)`` view is contiguous: channels-last feature maps, and
+DY-ReLU's and :class:`~revact.activations.channels_last.ChannelsLast`'s tokens), with
+coefficients per channel, per sample, per sample and channel, or shared
+(``(n|1, c|1, 1, ...)``), and DY-ReLU-C's per-position scale ``(N, 1, *spatial)``.
+Everything else (other devices and dtypes, autocast, other strides, per-position
+coefficients, K ≠ 2, differentiating the kernels themselves, tracing, ONNX export) goes
+to the PyTorch bodies, which give the same numbers. Under ``torch.compile`` the ops enter
+the graph as calls Inductor leaves alone (their shapes come from the fake kernels
+registered below).
 
 Each entry returns ``None`` when its inputs are not a case it covers.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -49,17 +52,17 @@ def _load() -> bool:
 def _register_fakes() -> None:
     """Output shapes for torch.compile's fake tensors: each op allocates its outputs."""
 
-    def rows(x: Tensor, *trailing: int) -> Tensor:
-        return x.new_empty(x.shape[0], x.shape[1], *trailing)
+    def rows(x: Tensor, channels_last: bool, *trailing: int) -> Tensor:
+        return x.new_empty(x.shape[0], x.shape[-1 if channels_last else 1], *trailing)
 
-    torch.library.register_fake("revact::acon_forward")(lambda x, p1, p2, beta: torch.empty_like(x))
-    torch.library.register_fake("revact::acon_backward")(
-        lambda grad, x, p1, p2, beta: (torch.empty_like(x), rows(x), rows(x), rows(x)))
-    torch.library.register_fake("revact::max2_forward")(lambda x, a, b, scale: torch.empty_like(x))
-    torch.library.register_fake("revact::max2_backward")(
-        lambda grad, x, a, b, scale: (torch.empty_like(x), rows(x, 2), rows(x, 2),
-                                      x.new_empty(0) if scale is None else
-                                      torch.empty_like(scale)))
+    fake = torch.library.register_fake
+    fake("revact::acon_forward")(lambda x, p1, p2, beta, cl: torch.empty_like(x))
+    fake("revact::acon_backward")(lambda grad, x, p1, p2, beta, cl: (
+        torch.empty_like(x), rows(x, cl), rows(x, cl), rows(x, cl)))
+    fake("revact::max2_forward")(lambda x, a, b, scale, cl: torch.empty_like(x))
+    fake("revact::max2_backward")(lambda grad, x, a, b, scale, cl: (
+        torch.empty_like(x), rows(x, cl, 2), rows(x, cl, 2),
+        x.new_empty(0) if scale is None else torch.empty_like(scale)))
 
 
 def available() -> bool:
@@ -80,7 +83,7 @@ def enabled(flag: bool) -> Iterator[None]:
 def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
     if not _state["enabled"] or x.device.type != "cpu" or x.dtype not in _DTYPES:
         return False
-    if x.dim() < 2 or not x.is_contiguous():
+    if x.dim() < 2:
         return False
     if any(c is not None and (c.dtype != x.dtype or c.device != x.device) for c in coeffs):
         return False
@@ -113,23 +116,48 @@ def _reduced(grad: Tensor, x: Tensor, shape: torch.Size) -> Tensor:
     return full.sum_to_size(shape)
 
 
+def _kernel_view(x: Tensor) -> tuple[Tensor, bool] | None:
+    """``x`` as the kernels take it: itself when contiguous (channels first), or its
+    contiguous (N, *, C) view (channels-last feature maps, transposed tokens), with the
+    channels-last flag; ``None`` for any other layout."""
+    if x.is_contiguous():
+        return x, False
+    moved = x.movedim(1, -1)
+    return (moved, True) if moved.is_contiguous() else None
+
+
+def _like(x: Tensor, channels_last: bool) -> tuple[Callable[[Tensor], Tensor],
+                                                  Callable[[Tensor], Tensor]]:
+    """Maps between x's layout and the kernel's: (to the kernel, back from it)."""
+    if channels_last:
+        return lambda t: t.movedim(1, -1).contiguous(), lambda t: t.movedim(-1, 1)
+    return lambda t: t.contiguous(), lambda t: t
+
+
 def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
     rows = [_rows(c, x) for c in coeffs]
     return None if any(r is None for r in rows) else rows
 
 
 def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
-    if not _usable(x, p1, p2, beta) or (rows := _acon_rows(x, p1, p2, beta)) is None:
+    if not _usable(x, p1, p2, beta) or (view := _kernel_view(x)) is None or \
+            (rows := _acon_rows(x, p1, p2, beta)) is None:
         return None
-    return torch.ops.revact.acon_forward(x, *rows)
+    xk, channels_last = view
+    _, back = _like(x, channels_last)
+    return back(torch.ops.revact.acon_forward(xk, *rows, channels_last))
 
 
 def acon_backward(grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
     if not _usable(x, p1, p2, beta) or grad.dtype != x.dtype or \
+            (view := _kernel_view(x)) is None or \
             (rows := _acon_rows(x, p1, p2, beta)) is None:
         return None
-    g_x, g_p1, g_p2, g_beta = torch.ops.revact.acon_backward(grad.contiguous(), x, *rows)
-    return (g_x, _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
+    xk, channels_last = view
+    to, back = _like(x, channels_last)
+    g_x, g_p1, g_p2, g_beta = torch.ops.revact.acon_backward(to(grad), xk, *rows,
+                                                             channels_last)
+    return (back(g_x), _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
             _reduced(g_beta, x, beta.shape))
 
 
@@ -144,20 +172,22 @@ def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | 
 
 
 def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor | None:
-    if not _usable(x, a, b, scale) or (rows := _max2_rows(x, a, b, scale)) is None:
+    if not _usable(x, a, b, scale) or (view := _kernel_view(x)) is None or \
+            (rows := _max2_rows(x, a, b, scale)) is None:
         return None
-    return torch.ops.revact.max2_forward(x, *rows)
+    xk, channels_last = view
+    _, back = _like(x, channels_last)
+    return back(torch.ops.revact.max2_forward(xk, *rows, channels_last))
 
 
 def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):
     if not _usable(x, a, b, scale) or grad.dtype != x.dtype or \
+            (view := _kernel_view(x)) is None or \
             (rows := _max2_rows(x, a, b, scale)) is None:
         return None
-    g_x, g_a, g_b, g_scale = torch.ops.revact.max2_backward(grad.contiguous(), x, *rows)
-    return (g_x, _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
+    xk, channels_last = view
+    to, back = _like(x, channels_last)
+    g_x, g_a, g_b, g_scale = torch.ops.revact.max2_backward(to(grad), xk, *rows,
+                                                            channels_last)
+    return (back(g_x), _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
             None if scale is None else g_scale)
-
-
-# Loaded with the package (a dlopen, milliseconds): torch.compile cannot trace the load,
-# and a model may be compiled before anything ran eagerly.
-_load()

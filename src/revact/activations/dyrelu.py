@@ -134,19 +134,24 @@ class _DyReLU(nn.Module):
         ab = torch.addcmul(self._offset.to(gate.dtype), gate, self._slope.to(gate.dtype))
         return ab[:, :, 0], ab[:, :, 1]
 
-    def _broadcast(self, coeff: Tensor, x: Tensor) -> Tensor:
-        """(N, C', K) → a shape that broadcasts against ``x`` with K last."""
+    @staticmethod
+    def _broadcast(coeff: Tensor, x: Tensor) -> Tensor:
+        """(N, C', K) → a shape that broadcasts against channels-first ``x`` with K last."""
         n, c, k = coeff.shape
-        if self.layout == "tokens":
-            return coeff.view(n, 1, c, k)
         return coeff.view(n, c, *([1] * (x.dim() - 2)), k)
 
     def _scale(self, x: Tensor) -> Tensor | None:
+        """The per-position scale for channels-first maths, or ``None``."""
         return None
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.coefficients(x)
-        return max_affine(x, self._broadcast(a, x), self._broadcast(b, x), self._scale(x))
+        scale = self._scale(x)
+        # Tokens (N, L, C): the same maths on the channels-first view (N, C, L), which
+        # the native kernels run as channels-last.
+        xc = x.transpose(1, 2) if self.layout == "tokens" else x
+        y = max_affine(xc, self._broadcast(a, xc), self._broadcast(b, xc), scale)
+        return y.transpose(1, 2) if self.layout == "tokens" else y
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, reduction={self.reduction}, k={self.k}, "
@@ -290,8 +295,7 @@ class DyReLUC(_DyReLU):
         return pi.view(x.shape[0], 1, *spatial)
 
     def _scale(self, x: Tensor) -> Tensor:
-        pi = self.spatial_attention(x)
-        return pi.transpose(1, 2) if self.layout == "tokens" else pi
+        return self.spatial_attention(x)  # (N, 1, *positions): channels-first already
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", tau={self.tau}, gamma={self.gamma:.4g}"

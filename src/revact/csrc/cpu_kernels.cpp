@@ -6,7 +6,7 @@
 // PyTorch composition of the same maths takes 4 passes forward and 10-15 backward.
 //
 // Contract (checked in Python, and again here): x is a contiguous (N, C, *) tensor of
-// float32 or float64; a coefficient is an (N, C) tensor (ACON's p1, p2, β) or an
+// float32 or float64, or a contiguous (N, *, C) one with channels_last = true; a coefficient is an (N, C) tensor (ACON's p1, p2, β) or an
 // (N, C, 2) one (DY-ReLU's slopes a and intercepts b) of x's dtype, any strides (an
 // expanded per-channel parameter has stride 0 over N); DY-ReLU-C's scale is a contiguous
 // tensor with one value per sample and position, e.g. (N, 1, H, W). Coefficient
@@ -40,6 +40,7 @@
 #include <optional>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #define REVACT_ISA baseline
 #include "cpu_kernels_impl.h"
@@ -70,21 +71,23 @@ bool has_avx2() {
 
 namespace {
 
-// x: contiguous CPU (N, C, *); each coefficient (N, C) plus `extra` trailing dims (K), of
-// x's dtype, any strides.
-void check_inputs(const at::Tensor& x, std::initializer_list<const at::Tensor*> coeffs,
-                  int64_t extra = 0) {
+// x: contiguous CPU (N, C, *), or (N, *, C) with channels_last; each coefficient (N, C)
+// plus `extra` trailing dims (K = 2), of x's dtype, any strides.
+int64_t check_inputs(const at::Tensor& x, bool channels_last,
+                     std::initializer_list<const at::Tensor*> coeffs, int64_t extra = 0) {
   TORCH_CHECK(x.dim() >= 2 && x.is_contiguous() && x.device().is_cpu() &&
                   at::isFloatingType(x.scalar_type()),
-              "revact native kernel: x must be a contiguous floating-point CPU (N, C, *) "
-              "tensor, got ", x.sizes(), " ", x.scalar_type());
+              "revact native kernel: x must be a contiguous floating-point CPU tensor of "
+              "at least 2 dimensions, got ", x.sizes(), " ", x.scalar_type());
+  const int64_t channels = x.size(channels_last ? -1 : 1);
   for (const at::Tensor* c : coeffs) {
-    TORCH_CHECK(c->dim() == 2 + extra && c->size(0) == x.size(0) &&
-                    c->size(1) == x.size(1) && c->scalar_type() == x.scalar_type() &&
-                    c->device().is_cpu() && (extra == 0 || c->size(2) == 2),
+    TORCH_CHECK(c->dim() == 2 + extra && c->size(0) == x.size(0) && c->size(1) == channels &&
+                    c->scalar_type() == x.scalar_type() && c->device().is_cpu() &&
+                    (extra == 0 || c->size(2) == 2),
                 "revact native kernel: coefficients must be (N, C", extra ? ", 2" : "",
                 ") CPU tensors of x's dtype, got ", c->sizes(), " ", c->scalar_type());
   }
+  return channels;
 }
 
 void check_grad(const at::Tensor& grad, const at::Tensor& x) {
@@ -94,65 +97,67 @@ void check_grad(const at::Tensor& grad, const at::Tensor& x) {
 }
 
 // DY-ReLU-C's scale: one value per sample and position, contiguous, e.g. (N, 1, H, W).
-void check_scale(const at::Tensor& x, const std::optional<at::Tensor>& scale) {
+void check_scale(const at::Tensor& x, int64_t channels, const std::optional<at::Tensor>& scale) {
   if (!scale) return;
   TORCH_CHECK(scale->is_contiguous() && scale->dim() >= 1 && scale->size(0) == x.size(0) &&
-                  scale->numel() * x.size(1) == x.numel() &&
+                  scale->numel() * channels == x.numel() &&
                   scale->scalar_type() == x.scalar_type(),
               "revact native kernel: scale must be a contiguous tensor of x's dtype with "
               "one value per sample and position, got ", scale->sizes());
 }
 
+// The channels-first or the channels-last build of a kernel, for the CPU's instruction set.
+#define REVACT_KERNEL(name, channels_last) \
+  ((channels_last) ? REVACT_DISPATCH_ISA(name##_nsc<scalar_t>) \
+                   : REVACT_DISPATCH_ISA(name##_kernel<scalar_t>))
+
 at::Tensor acon_forward(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
-                        const at::Tensor& beta) {
-  check_inputs(x, {&p1, &p2, &beta});
+                        const at::Tensor& beta, bool channels_last) {
+  check_inputs(x, channels_last, {&p1, &p2, &beta});
   at::Tensor y = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_acon_forward", [&] {
-    REVACT_DISPATCH_ISA(acon_forward_kernel<scalar_t>)(x, p1, p2, beta, y);
+    REVACT_KERNEL(acon_forward, channels_last)(x, p1, p2, beta, y);
   });
   return y;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> acon_backward(
     const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
-    const at::Tensor& beta) {
-  check_inputs(x, {&p1, &p2, &beta});
+    const at::Tensor& beta, bool channels_last) {
+  const int64_t channels = check_inputs(x, channels_last, {&p1, &p2, &beta});
   check_grad(grad, x);
   at::Tensor gx = at::empty_like(x);
-  const auto rows = x.options();
-  at::Tensor g_p1 = at::empty({x.size(0), x.size(1)}, rows);
+  at::Tensor g_p1 = at::empty({x.size(0), channels}, x.options());
   at::Tensor g_p2 = at::empty_like(g_p1), g_beta = at::empty_like(g_p1);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_acon_backward", [&] {
-    REVACT_DISPATCH_ISA(acon_backward_kernel<scalar_t>)(grad, x, p1, p2, beta, gx, g_p1, g_p2,
-                                                        g_beta);
+    REVACT_KERNEL(acon_backward, channels_last)(grad, x, p1, p2, beta, gx, g_p1, g_p2, g_beta);
   });
   return {gx, g_p1, g_p2, g_beta};
 }
 
 at::Tensor max2_forward(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
-                        const std::optional<at::Tensor>& scale) {
-  check_inputs(x, {&a, &b}, 1);
-  check_scale(x, scale);
+                        const std::optional<at::Tensor>& scale, bool channels_last) {
+  const int64_t channels = check_inputs(x, channels_last, {&a, &b}, 1);
+  check_scale(x, channels, scale);
   at::Tensor y = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_max2_forward", [&] {
-    REVACT_DISPATCH_ISA(max2_forward_kernel<scalar_t>)(x, a, b, scale, y);
+    REVACT_KERNEL(max2_forward, channels_last)(x, a, b, scale, y);
   });
   return y;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> max2_backward(
     const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
-    const std::optional<at::Tensor>& scale) {
-  check_inputs(x, {&a, &b}, 1);
-  check_scale(x, scale);
+    const std::optional<at::Tensor>& scale, bool channels_last) {
+  const int64_t channels = check_inputs(x, channels_last, {&a, &b}, 1);
+  check_scale(x, channels, scale);
   check_grad(grad, x);
   at::Tensor gx = at::empty_like(x);
-  at::Tensor g_a = at::empty({x.size(0), x.size(1), 2}, x.options());
+  at::Tensor g_a = at::empty({x.size(0), channels, 2}, x.options());
   at::Tensor g_b = at::empty_like(g_a);
   at::Tensor g_scale = scale ? at::zeros_like(*scale) : at::empty({0}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "revact_max2_backward", [&] {
-    REVACT_DISPATCH_ISA(max2_backward_kernel<scalar_t>)(grad, x, a, b, scale, gx, g_a, g_b,
-                                                        g_scale);
+    REVACT_KERNEL(max2_backward, channels_last)(grad, x, a, b, scale, gx, g_a, g_b, g_scale);
   });
   return {gx, g_a, g_b, g_scale};
 }
@@ -160,14 +165,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> max2_backward(
 }  // namespace
 
 TORCH_LIBRARY(revact, m) {
-  m.def("acon_forward(Tensor x, Tensor p1, Tensor p2, Tensor beta) -> Tensor");
   m.def(
-      "acon_backward(Tensor grad, Tensor x, Tensor p1, Tensor p2, Tensor beta)"
-      " -> (Tensor, Tensor, Tensor, Tensor)");
-  m.def("max2_forward(Tensor x, Tensor a, Tensor b, Tensor? scale) -> Tensor");
+      "acon_forward(Tensor x, Tensor p1, Tensor p2, Tensor beta, bool channels_last)"
+      " -> Tensor");
   m.def(
-      "max2_backward(Tensor grad, Tensor x, Tensor a, Tensor b, Tensor? scale)"
-      " -> (Tensor, Tensor, Tensor, Tensor)");
+      "acon_backward(Tensor grad, Tensor x, Tensor p1, Tensor p2, Tensor beta,"
+      " bool channels_last) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "max2_forward(Tensor x, Tensor a, Tensor b, Tensor? scale, bool channels_last)"
+      " -> Tensor");
+  m.def(
+      "max2_backward(Tensor grad, Tensor x, Tensor a, Tensor b, Tensor? scale,"
+      " bool channels_last) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(revact, CPU, m) {

@@ -271,4 +271,209 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
   }
 }
 
+// ------------------------------------------------------------ channels-last (N, S, C)
+// The same maths on x laid out (N, S, C): channels-last feature maps and tokens. A row
+// is one position's C channels; the coefficients vary along it, so they are first laid
+// out as contiguous (N, C) tables, and the per-(sample, channel) sums run over a
+// sample's positions in blocks (float partial sums per block, added into doubles).
+
+constexpr int64_t kSumBlock = 64;  // positions per block of float partial sums
+
+// tables[j] (N, C) contiguous from fill(row, j), row = n·C + c.
+template <typename T, typename F>
+at::Tensor coefficient_tables(const at::Tensor& x, int64_t count, const F& fill) {
+  const int64_t n = x.size(0), c = x.size(-1);
+  at::Tensor tables = at::empty({count, n, c}, x.options());
+  T* t = tables.mutable_data_ptr<T>();
+  for (int64_t j = 0; j < count; ++j)
+    for (int64_t row = 0; row < n * c; ++row) t[j * n * c + row] = fill(row, j);
+  return tables;
+}
+
+// body(n, s) for every position of every sample, in parallel chunks.
+template <typename F>
+void for_positions(const at::Tensor& x, const F& body) {
+  const int64_t n = x.size(0), c = x.size(-1), s = n * c == 0 ? 0 : x.numel() / (n * c);
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(c, 1));
+  at::parallel_for(0, n * s, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) body(i / s, i % s);
+  });
+}
+
+// Per sample (in parallel): body(s, acc) for each position, acc the float partial sums
+// (`count` arrays of C); done(totals) with the double totals, `count` arrays of C.
+template <typename T, typename F, typename G>
+void for_samples_summing(const at::Tensor& x, int64_t count, const F& body, const G& done) {
+  const int64_t n = x.size(0), c = x.size(-1), s = n * c == 0 ? 0 : x.numel() / (n * c);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(static_cast<size_t>(count * c));
+    std::vector<double> totals(static_cast<size_t>(count * c));
+    for (int64_t i = begin; i < end; ++i) {
+      std::fill(totals.begin(), totals.end(), 0.0);
+      for (int64_t start = 0; start < s; start += kSumBlock) {
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t p = start; p < std::min(s, start + kSumBlock); ++p) body(i, p, acc.data());
+        for (size_t k = 0; k < acc.size(); ++k) totals[k] += acc[k];
+      }
+      done(i, totals.data());
+    }
+  });
+}
+
+template <typename T>
+void acon_forward_nsc(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
+                      const at::Tensor& beta, at::Tensor& y) {
+  using V = typename Pack<T>::V;
+  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const Coeff<T> c1(p1), c2(p2), cb(beta);
+  const at::Tensor tables = coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
+    const T dp = c1(row) - c2(row);
+    return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
+  });
+  const T* tab = tables.const_data_ptr<T>();
+  const int64_t table = x.size(0) * c;
+  const T* xp = x.const_data_ptr<T>();
+  T* yp = y.mutable_data_ptr<T>();
+  for_positions(x, [&](int64_t n, int64_t p) {
+    const T *xr = xp + (n * s + p) * c, *q2 = tab + n * c, *dp = q2 + table, *bdp = dp + table;
+    T* yr = yp + (n * s + p) * c;
+    for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
+      const V xv = load<V>(xr + i, lanes);
+      const V d = load<V>(dp + i, lanes);
+      store(yr + i, xv * (load<V>(q2 + i, lanes) + d * sigmoid(load<V>(bdp + i, lanes) * xv)),
+            lanes);
+    });
+  });
+}
+
+template <typename T>
+void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p1,
+                       const at::Tensor& p2, const at::Tensor& beta, at::Tensor& gx,
+                       at::Tensor& g_p1, at::Tensor& g_p2, at::Tensor& g_beta) {
+  using V = typename Pack<T>::V;
+  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const Coeff<T> c1(p1), c2(p2), cb(beta);
+  const at::Tensor tables = coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
+    const T dp = c1(row) - c2(row);
+    return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
+  });
+  const T* tab = tables.const_data_ptr<T>();
+  const int64_t table = x.size(0) * c;
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
+  T *gxp = gx.mutable_data_ptr<T>(), *o1 = g_p1.mutable_data_ptr<T>(),
+    *o2 = g_p2.mutable_data_ptr<T>(), *ob = g_beta.mutable_data_ptr<T>();
+  for_samples_summing<T>(
+      x, 3,
+      [&](int64_t n, int64_t p, T* acc) {
+        const int64_t at = (n * s + p) * c;
+        const T *xr = xp + at, *gr = gp + at, *q2 = tab + n * c, *dp = q2 + table,
+                *bdp = dp + table;
+        T* gxr = gxp + at;
+        for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
+          const V xv = load<V>(xr + i, lanes), gv = load<V>(gr + i, lanes);
+          const V z = load<V>(bdp + i, lanes) * xv, sg = sigmoid(z);
+          const V ds = sg * (1 - sg), dd = sg + z * ds, gxv = gv * xv;
+          store(gxr + i, gv * (load<V>(q2 + i, lanes) + load<V>(dp + i, lanes) * dd), lanes);
+          store(acc + i, load<V>(acc + i, lanes) + gxv * dd, lanes);
+          store(acc + c + i, load<V>(acc + c + i, lanes) + gxv, lanes);
+          store(acc + 2 * c + i, load<V>(acc + 2 * c + i, lanes) + gxv * xv * ds, lanes);
+        });
+      },
+      [&](int64_t n, const double* totals) {
+        const T* dp = tab + table + n * c;
+        for (int64_t k = 0; k < c; ++k) {
+          o1[n * c + k] = static_cast<T>(totals[k]);
+          o2[n * c + k] = static_cast<T>(totals[c + k] - totals[k]);
+          ob[n * c + k] = static_cast<T>(totals[2 * c + k]) * dp[k] * dp[k];
+        }
+      });
+}
+
+template <typename T>
+at::Tensor max2_tables(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
+  const Coeff<T> ca(a), cb(b);
+  return coefficient_tables<T>(x, 4, [&](int64_t row, int64_t j) {
+    switch (j) {
+      case 0: return ca(row, 0);
+      case 1: return cb(row, 0);
+      case 2: return ca(row, 1) - ca(row, 0);
+      default: return cb(row, 1) - cb(row, 0);
+    }
+  });
+}
+
+template <typename T>
+void max2_forward_nsc(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
+                      const std::optional<at::Tensor>& scale, at::Tensor& y) {
+  using V = typename Pack<T>::V;
+  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const at::Tensor tables = max2_tables<T>(x, a, b);
+  const T* tab = tables.const_data_ptr<T>();
+  const int64_t table = x.size(0) * c;
+  const T* xp = x.const_data_ptr<T>();
+  const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
+  T* yp = y.mutable_data_ptr<T>();
+  for_positions(x, [&](int64_t n, int64_t p) {
+    const T *xr = xp + (n * s + p) * c, *a0 = tab + n * c, *b0 = a0 + table,
+            *da = b0 + table, *db = da + table;
+    const T sc = sp ? sp[n * s + p] : T(1);
+    T* yr = yp + (n * s + p) * c;
+    for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
+      const V xv = load<V>(xr + i, lanes);
+      const V u = load<V>(da + i, lanes) * xv + load<V>(db + i, lanes);
+      const V m = load<V>(a0 + i, lanes) * xv + load<V>(b0 + i, lanes) + (u > 0 ? u : V{});
+      store(yr + i, sc * m, lanes);
+    });
+  });
+}
+
+template <typename T>
+void max2_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& a,
+                       const at::Tensor& b, const std::optional<at::Tensor>& scale,
+                       at::Tensor& gx, at::Tensor& g_a, at::Tensor& g_b, at::Tensor& g_scale) {
+  using V = typename Pack<T>::V;
+  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const at::Tensor tables = max2_tables<T>(x, a, b);
+  const T* tab = tables.const_data_ptr<T>();
+  const int64_t table = x.size(0) * c;
+  const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
+  const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
+  T *gxp = gx.mutable_data_ptr<T>(), *oa = g_a.mutable_data_ptr<T>(),
+    *ob = g_b.mutable_data_ptr<T>();
+  T* gsp = scale ? g_scale.mutable_data_ptr<T>() : nullptr;
+  for_samples_summing<T>(
+      x, 4,
+      [&](int64_t n, int64_t p, T* acc) {
+        const int64_t at = (n * s + p) * c;
+        const T *xr = xp + at, *gr = gp + at, *a0 = tab + n * c, *b0 = a0 + table,
+                *da = b0 + table, *db = da + table;
+        const T sc = sp ? sp[n * s + p] : T(1);
+        T* gxr = gxp + at;
+        V scale_grad{};
+        for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
+          const V xv = load<V>(xr + i, lanes), g = load<V>(gr + i, lanes);
+          const V dav = load<V>(da + i, lanes), a0v = load<V>(a0 + i, lanes);
+          const V u = dav * xv + load<V>(db + i, lanes);
+          const V w = u > 0 ? splat<V>(T(1)) : V{};
+          scale_grad += g * (a0v * xv + load<V>(b0 + i, lanes) + w * u);
+          const V gv = sc * g, gw = gv * w;
+          store(gxr + i, gv * a0v + gw * dav, lanes);
+          store(acc + i, load<V>(acc + i, lanes) + gv, lanes);
+          store(acc + c + i, load<V>(acc + c + i, lanes) + gw, lanes);
+          store(acc + 2 * c + i, load<V>(acc + 2 * c + i, lanes) + gv * xv, lanes);
+          store(acc + 3 * c + i, load<V>(acc + 3 * c + i, lanes) + gw * xv, lanes);
+        });
+        if (gsp) gsp[n * s + p] = lane_sum(scale_grad);
+      },
+      [&](int64_t n, const double* totals) {
+        for (int64_t k = 0; k < c; ++k) {
+          const int64_t row = n * c + k;
+          oa[2 * row] = static_cast<T>(totals[2 * c + k] - totals[3 * c + k]);
+          oa[2 * row + 1] = static_cast<T>(totals[3 * c + k]);
+          ob[2 * row] = static_cast<T>(totals[k] - totals[c + k]);
+          ob[2 * row + 1] = static_cast<T>(totals[c + k]);
+        }
+      });
+}
+
 }  // namespace revact_kernels::REVACT_ISA
