@@ -257,3 +257,15 @@ def test_channels_last_modules_run_natively(name, rng):
     maps = torch.randn(2, 6, 5, 7, generator=rng).to(memory_format=torch.channels_last)
     act_cf = revact.create_act(name, channels=6)
     assert _native_ops(lambda: act_cf(maps.requires_grad_()).sum().backward())
+
+
+def test_compiling_first_in_a_fresh_process_needs_no_eager_call():
+    """fullgraph=True before anything ran eagerly: loading the kernels is not traced."""
+    script = textwrap.dedent("""
+        import torch, revact
+        m = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), revact.AconC(8), revact.DyReLUB(8))
+        x = torch.randn(2, 3, 6, 6)
+        y = torch.compile(m, fullgraph=True)(x)
+        torch.testing.assert_close(y, m(x), rtol=1e-5, atol=1e-5)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)

@@ -191,3 +191,9 @@ def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tenso
                                                             channels_last)
     return (back(g_x), _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
             None if scale is None else g_scale)
+
+
+# Loaded with the package (a dlopen, milliseconds): torch.compile cannot trace the load
+# (a graph break, or an error with fullgraph=True), and a model may be compiled before
+# anything ran eagerly.
+_load()
