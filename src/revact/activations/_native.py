@@ -134,30 +134,39 @@ def _like(x: Tensor, channels_last: bool) -> tuple[Callable[[Tensor], Tensor],
     return lambda t: t.contiguous(), lambda t: t
 
 
+def _call(op: Callable, x: Tensor, rows: list | None, grad: Tensor | None = None):
+    """``op`` on ``x`` (and ``grad``) in the kernels' layout; its first output back in
+    ``x``'s layout. ``None`` when the coefficients or the layout are not a native case."""
+    view = _kernel_view(x)
+    if rows is None or view is None:
+        return None
+    xk, channels_last = view
+    to, back = _like(x, channels_last)
+    if grad is None:
+        return back(op(xk, *rows, channels_last))
+    first, *rest = op(to(grad), xk, *rows, channels_last)
+    return back(first), *rest
+
+
 def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
     rows = [_rows(c, x) for c in coeffs]
     return None if any(r is None for r in rows) else rows
 
 
 def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
-    if not _usable(x, p1, p2, beta) or (view := _kernel_view(x)) is None or \
-            (rows := _acon_rows(x, p1, p2, beta)) is None:
+    if not _usable(x, p1, p2, beta):
         return None
-    xk, channels_last = view
-    _, back = _like(x, channels_last)
-    return back(torch.ops.revact.acon_forward(xk, *rows, channels_last))
+    return _call(torch.ops.revact.acon_forward, x, _acon_rows(x, p1, p2, beta))
 
 
 def acon_backward(grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
-    if not _usable(x, p1, p2, beta) or grad.dtype != x.dtype or \
-            (view := _kernel_view(x)) is None or \
-            (rows := _acon_rows(x, p1, p2, beta)) is None:
+    if not _usable(x, p1, p2, beta) or grad.dtype != x.dtype:
         return None
-    xk, channels_last = view
-    to, back = _like(x, channels_last)
-    g_x, g_p1, g_p2, g_beta = torch.ops.revact.acon_backward(to(grad), xk, *rows,
-                                                             channels_last)
-    return (back(g_x), _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
+    out = _call(torch.ops.revact.acon_backward, x, _acon_rows(x, p1, p2, beta), grad)
+    if out is None:
+        return None
+    g_x, g_p1, g_p2, g_beta = out
+    return (g_x, _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
             _reduced(g_beta, x, beta.shape))
 
 
@@ -172,24 +181,19 @@ def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | 
 
 
 def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor | None:
-    if not _usable(x, a, b, scale) or (view := _kernel_view(x)) is None or \
-            (rows := _max2_rows(x, a, b, scale)) is None:
+    if not _usable(x, a, b, scale):
         return None
-    xk, channels_last = view
-    _, back = _like(x, channels_last)
-    return back(torch.ops.revact.max2_forward(xk, *rows, channels_last))
+    return _call(torch.ops.revact.max2_forward, x, _max2_rows(x, a, b, scale))
 
 
 def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):
-    if not _usable(x, a, b, scale) or grad.dtype != x.dtype or \
-            (view := _kernel_view(x)) is None or \
-            (rows := _max2_rows(x, a, b, scale)) is None:
+    if not _usable(x, a, b, scale) or grad.dtype != x.dtype:
         return None
-    xk, channels_last = view
-    to, back = _like(x, channels_last)
-    g_x, g_a, g_b, g_scale = torch.ops.revact.max2_backward(to(grad), xk, *rows,
-                                                            channels_last)
-    return (back(g_x), _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
+    out = _call(torch.ops.revact.max2_backward, x, _max2_rows(x, a, b, scale), grad)
+    if out is None:
+        return None
+    g_x, g_a, g_b, g_scale = out
+    return (g_x, _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
             None if scale is None else g_scale)
 
 

@@ -320,16 +320,23 @@ void for_samples_summing(const at::Tensor& x, int64_t count, const F& body, cons
   });
 }
 
+// (N, C) tables of p2, dp = p1 - p2 and β·dp.
+template <typename T>
+at::Tensor acon_tables(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
+                       const at::Tensor& beta) {
+  const Coeff<T> c1(p1), c2(p2), cb(beta);
+  return coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
+    const T dp = c1(row) - c2(row);
+    return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
+  });
+}
+
 template <typename T>
 void acon_forward_nsc(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
                       const at::Tensor& beta, at::Tensor& y) {
   using V = typename Pack<T>::V;
   const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
-  const Coeff<T> c1(p1), c2(p2), cb(beta);
-  const at::Tensor tables = coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
-    const T dp = c1(row) - c2(row);
-    return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
-  });
+  const at::Tensor tables = acon_tables<T>(x, p1, p2, beta);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
   const T* xp = x.const_data_ptr<T>();
@@ -352,11 +359,7 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
                        at::Tensor& g_p1, at::Tensor& g_p2, at::Tensor& g_beta) {
   using V = typename Pack<T>::V;
   const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
-  const Coeff<T> c1(p1), c2(p2), cb(beta);
-  const at::Tensor tables = coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
-    const T dp = c1(row) - c2(row);
-    return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
-  });
+  const at::Tensor tables = acon_tables<T>(x, p1, p2, beta);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
   const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
@@ -389,6 +392,7 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
       });
 }
 
+// (N, C) tables of a0, b0, da = a1 - a0 and db = b1 - b0.
 template <typename T>
 at::Tensor max2_tables(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
   const Coeff<T> ca(a), cb(b);
