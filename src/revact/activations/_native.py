@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 _DTYPES = (torch.float32, torch.float64)
-_state: dict[str, bool | None] = {"loaded": None, "enabled": True}
+_state: dict[str, bool | None] = {"loaded": None, "enabled": True, "compilable": False}
 
 
 def _load() -> bool:
@@ -38,7 +38,7 @@ def _load() -> bool:
             if library is None:
                 raise OSError("revact/_C was not built")
             torch.ops.load_library(str(library))
-            _register_fakes()
+            _state["compilable"] = _register_fakes()
             _state["loaded"] = True
         except (OSError, RuntimeError) as error:
             # Built for another torch, or not built: the PyTorch bodies still work.
@@ -49,13 +49,17 @@ def _load() -> bool:
     return bool(_state["loaded"])
 
 
-def _register_fakes() -> None:
-    """Output shapes for torch.compile's fake tensors: each op allocates its outputs."""
+def _register_fakes() -> bool:
+    """Output shapes for torch.compile's fake tensors: each op allocates its outputs.
+    Returns whether this torch can take them (``register_fake`` is torch ≥ 2.4; with an
+    older one the ops stay out of compiled graphs)."""
+    fake = getattr(torch.library, "register_fake", None)
+    if fake is None:
+        return False
 
     def rows(x: Tensor, channels_last: bool, *trailing: int) -> Tensor:
         return x.new_empty(x.shape[0], x.shape[-1 if channels_last else 1], *trailing)
 
-    fake = torch.library.register_fake
     fake("revact::acon_forward")(lambda x, p1, p2, beta, cl: torch.empty_like(x))
     fake("revact::acon_backward")(lambda grad, x, p1, p2, beta, cl: (
         torch.empty_like(x), rows(x, cl), rows(x, cl), rows(x, cl)))
@@ -63,6 +67,7 @@ def _register_fakes() -> None:
     fake("revact::max2_backward")(lambda grad, x, a, b, scale, cl: (
         torch.empty_like(x), rows(x, cl, 2), rows(x, cl, 2),
         x.new_empty(0) if scale is None else torch.empty_like(scale)))
+    return True
 
 
 def available() -> bool:
@@ -88,6 +93,8 @@ def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
     if any(c is not None and (c.dtype != x.dtype or c.device != x.device) for c in coeffs):
         return False
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return False
+    if torch.compiler.is_compiling() and not _state["compilable"]:
         return False
     # The ops have no autograd formula: with grad mode on (create_graph=True) a
     # differentiable input must go through PyTorch operations.
