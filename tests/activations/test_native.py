@@ -269,3 +269,17 @@ def test_compiling_first_in_a_fresh_process_needs_no_eager_call():
         torch.testing.assert_close(y, m(x), rtol=1e-5, atol=1e-5)
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+
+
+def test_channels_last_results_can_be_modified_in_place(rng):
+    """The kernels return (N, *, C) tensors seen as (N, C, *): not a view autograd would
+    forbid modifying in place (as after an inplace Dropout or ReLU)."""
+    x = torch.randn(2, 8, 5, 5, generator=rng).to(memory_format=torch.channels_last)
+    p = torch.randn(1, 8, 1, 1, generator=rng, requires_grad=True)
+    x.requires_grad_()
+    y = acon(x, p, 0.5 * p, torch.ones(()))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    y.add_(1).sum().backward()
+    tokens = torch.randn(2, 5, 8, generator=rng, requires_grad=True)
+    layer = revact.DyReLUB(8, layout="tokens")
+    assert _native_ops(lambda: layer(tokens).mul_(2).sum().backward()) == MAX2_OPS

@@ -137,7 +137,9 @@ def _like(x: Tensor, channels_last: bool) -> tuple[Callable[[Tensor], Tensor],
                                                   Callable[[Tensor], Tensor]]:
     """Maps between x's layout and the kernel's: (to the kernel, back from it)."""
     if channels_last:
-        return lambda t: t.movedim(1, -1).contiguous(), lambda t: t.movedim(-1, 1)
+        # Back: detached, so that autograd does not take the result for a view made
+        # inside the custom Function, which it would forbid modifying in place.
+        return lambda t: t.movedim(1, -1).contiguous(), lambda t: t.movedim(-1, 1).detach()
     return lambda t: t.contiguous(), lambda t: t
 
 

@@ -450,7 +450,8 @@ def use_native_kernels(enabled: bool = True) -> Iterator[None]:
 
     Bypassed, the same maths runs as PyTorch operations (or, under
     :func:`use_fused_kernels`, as their compiled versions); for measuring what the
-    kernels buy and for testing one implementation against the other.
+    kernels buy and for testing one implementation against the other. The switch is
+    process-wide, like :func:`use_fused_kernels`: threads share it.
 
     Example::
 
