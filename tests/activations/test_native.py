@@ -283,3 +283,20 @@ def test_channels_last_results_can_be_modified_in_place(rng):
     tokens = torch.randn(2, 5, 8, generator=rng, requires_grad=True)
     layer = revact.DyReLUB(8, layout="tokens")
     assert _native_ops(lambda: layer(tokens).mul_(2).sum().backward()) == MAX2_OPS
+
+
+def test_fused_mode_still_runs_the_scaled_backward_natively(rng):
+    """use_fused_kernels() on CPU: DY-ReLU-C's backward with its scale is one native pass,
+    not the compiled two-kernel split the PyTorch bodies use."""
+    from revact.activations.functional import use_fused_kernels
+
+    m = revact.DyReLUC(6)
+    x = torch.randn(2, 6, 5, 5, generator=rng, requires_grad=True)
+    eager = torch.autograd.grad(m(x).square().sum(), x)[0]
+    with use_fused_kernels():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fused = torch.autograd.grad(m(x).square().sum(), x)[0]
+    names = {e.name for e in prof.events()}
+    assert MAX2_OPS <= names
+    assert not any("Compiled" in n for n in names)  # nothing ran through Inductor
+    torch.testing.assert_close(fused, eager)

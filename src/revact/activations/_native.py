@@ -133,28 +133,28 @@ def _kernel_view(x: Tensor) -> tuple[Tensor, bool] | None:
     return (moved, True) if moved.is_contiguous() else None
 
 
-def _like(x: Tensor, channels_last: bool) -> tuple[Callable[[Tensor], Tensor],
-                                                  Callable[[Tensor], Tensor]]:
-    """Maps between x's layout and the kernel's: (to the kernel, back from it)."""
-    if channels_last:
-        # Back: detached, so that autograd does not take the result for a view made
-        # inside the custom Function, which it would forbid modifying in place.
-        return lambda t: t.movedim(1, -1).contiguous(), lambda t: t.movedim(-1, 1).detach()
-    return lambda t: t.contiguous(), lambda t: t
-
-
-def _call(op: Callable, x: Tensor, rows: list | None, grad: Tensor | None = None):
-    """``op`` on ``x`` (and ``grad``) in the kernels' layout; its first output back in
-    ``x``'s layout. ``None`` when the coefficients or the layout are not a native case."""
+def _call(op: Callable, x: Tensor, coeffs: tuple, rows: list | None,
+          grad: Tensor | None = None):
+    """``op`` on ``x`` in the kernels' layout, the result back in ``x``'s layout; ``None``
+    when the coefficients (``rows``) or the layout are not a native case. With ``grad``:
+    the backward, whose (N, C[, 2]) coefficient gradients come back summed to each of
+    ``coeffs``' shapes; trailing outputs (DY-ReLU-C's scale gradient) pass as they are."""
     view = _kernel_view(x)
     if rows is None or view is None:
         return None
     xk, channels_last = view
-    to, back = _like(x, channels_last)
+
+    def back(t: Tensor) -> Tensor:
+        # Detached: autograd would take a view made inside the custom Function for one
+        # and forbid modifying the result in place.
+        return t.movedim(-1, 1).detach() if channels_last else t
+
     if grad is None:
         return back(op(xk, *rows, channels_last))
-    first, *rest = op(to(grad), xk, *rows, channels_last)
-    return back(first), *rest
+    grad = (grad.movedim(1, -1) if channels_last else grad).contiguous()
+    g_x, *g_coeffs = op(grad, xk, *rows, channels_last)
+    summed = [_reduced(g, x, c.shape) for g, c in zip(g_coeffs, coeffs, strict=False)]
+    return back(g_x), *summed, *g_coeffs[len(coeffs):]
 
 
 def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
@@ -165,22 +165,19 @@ def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
 def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
     if not _usable(x, p1, p2, beta):
         return None
-    return _call(torch.ops.revact.acon_forward, x, _acon_rows(x, p1, p2, beta))
+    return _call(torch.ops.revact.acon_forward, x, (), _acon_rows(x, p1, p2, beta))
 
 
 def acon_backward(grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
     if not _usable(x, p1, p2, beta) or grad.dtype != x.dtype:
         return None
-    out = _call(torch.ops.revact.acon_backward, x, _acon_rows(x, p1, p2, beta), grad)
-    if out is None:
-        return None
-    g_x, g_p1, g_p2, g_beta = out
-    return (g_x, _reduced(g_p1, x, p1.shape), _reduced(g_p2, x, p2.shape),
-            _reduced(g_beta, x, beta.shape))
+    return _call(torch.ops.revact.acon_backward, x, (p1, p2, beta),
+                 _acon_rows(x, p1, p2, beta), grad)
 
 
 def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | None:
-    if a.shape[-1] != 2 or a.shape != b.shape:
+    # a and b have one shape: max_affine checks it before anything runs.
+    if a.shape[-1] != 2:
         return None
     if scale is not None and (scale.shape != (x.shape[0], 1, *x.shape[2:])
                               or not scale.is_contiguous()):
@@ -192,18 +189,15 @@ def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | 
 def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor | None:
     if not _usable(x, a, b, scale):
         return None
-    return _call(torch.ops.revact.max2_forward, x, _max2_rows(x, a, b, scale))
+    return _call(torch.ops.revact.max2_forward, x, (), _max2_rows(x, a, b, scale))
 
 
 def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):
+    """Gradients for x, a, b and the scale (``None`` without one)."""
     if not _usable(x, a, b, scale) or grad.dtype != x.dtype:
         return None
-    out = _call(torch.ops.revact.max2_backward, x, _max2_rows(x, a, b, scale), grad)
-    if out is None:
-        return None
-    g_x, g_a, g_b, g_scale = out
-    return (g_x, _reduced(g_a, x, a.shape), _reduced(g_b, x, b.shape),
-            None if scale is None else g_scale)
+    out = _call(torch.ops.revact.max2_backward, x, (a, b), _max2_rows(x, a, b, scale), grad)
+    return None if out is None else (*out[:3], None if scale is None else out[3])
 
 
 # Loaded with the package (a dlopen, milliseconds): torch.compile cannot trace the load

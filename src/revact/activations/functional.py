@@ -175,7 +175,7 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     check_floating(x, "acon")
     if _needs_autograd(x, p1, p2, beta):
         return _RecomputeFunction.apply("acon", x, p1, p2, beta)
-    return _kernel("acon_forward")(x, p1, p2, beta)
+    return _run("acon_forward", x, p1, p2, beta)
 
 
 # --------------------------------------------------------------------- max-affine
@@ -210,6 +210,9 @@ def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -
 def _max_affine_backward(
     grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    native = _native.max_affine_grads(grad, x, a, b, scale)
+    if native is not None:  # the scale's gradient too, in the same pass
+        return native
     dtype = _result_dtype(x, a, b, scale)
     xc, g = x.to(dtype), grad.to(dtype)
     if scale is not None and _fused:
@@ -323,7 +326,7 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
                          f"{tuple(b.shape)}")
     if _needs_autograd(x, a, b, scale):
         return _RecomputeFunction.apply("max_affine", x, a, b, scale)
-    return _kernel("max_affine_forward")(x, a, b, scale)
+    return _run("max_affine_forward", x, a, b, scale)
 
 
 # ------------------------------------------------------------------ pooling
@@ -374,7 +377,7 @@ class _RecomputeFunction(torch.autograd.Function):
     def forward(ctx, kernel: str, *inputs: Tensor | None) -> Tensor:
         ctx.kernel = kernel
         ctx.save_for_backward(*inputs)
-        return _kernel(f"{kernel}_forward")(*inputs)
+        return _run(f"{kernel}_forward", *inputs)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -405,38 +408,34 @@ _EAGER: dict[str, Callable] = {
 }
 # Backward entry points: (grad, *inputs) -> one gradient per input.
 _BACKWARD: dict[str, Callable] = {
-    "acon": lambda grad, *inputs: _kernel("acon_backward")(grad, *inputs),
+    "acon": lambda grad, *inputs: _run("acon_backward", grad, *inputs),
     "max_affine": _max_affine_backward,  # composes its own kernels
 }
 # Native kernels for the bodies that have one; they return None for inputs they do not
-# cover.
+# cover. (The max-affine backward tries its own first: _max_affine_backward.)
 _NATIVE: dict[str, Callable] = {
     "acon_forward": _native.acon_forward,
     "acon_backward": _native.acon_backward,
     "max_affine_forward": _native.max_affine_forward,
-    "max_affine_grads": _native.max_affine_grads,
 }
 _COMPILED: dict[str, Callable] = {}
 _fused = False
 
 
 def _kernel(name: str) -> Callable:
+    """The PyTorch body ``name``: eager, or compiled under :func:`use_fused_kernels`."""
     # Inside an outer torch.compile the eager bodies are traced (and fused) anyway.
     if not _fused or torch.compiler.is_compiling():
-        fallback = _EAGER[name]
-    else:
-        if name not in _COMPILED:
-            _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
-        fallback = _COMPILED[name]
-    native = _NATIVE.get(name)
-    if native is None:
-        return fallback
+        return _EAGER[name]
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
+    return _COMPILED[name]
 
-    def native_first(*args):
-        out = native(*args)
-        return fallback(*args) if out is None else out
 
-    return native_first
+def _run(name: str, *args: Tensor | None):
+    """The native kernel for ``name`` where it covers the inputs, else the PyTorch body."""
+    out = _NATIVE[name](*args)
+    return _kernel(name)(*args) if out is None else out
 
 
 def native_kernels_available() -> bool:
