@@ -111,16 +111,16 @@ struct Coeff {
   }
 };
 
-// Positions per (sample, channel) row of a contiguous (N, C, *) tensor.
-inline int64_t row_length(const at::Tensor& x) {
-  const int64_t rows = x.size(0) * x.size(1);
+// Positions per sample of x, whose channel axis holds `channels`.
+inline int64_t positions(const at::Tensor& x, int64_t channels) {
+  const int64_t rows = x.size(0) * channels;
   return rows == 0 ? 0 : x.numel() / rows;
 }
 
 // body(row) for the rows (n, c) of x, in parallel chunks of whole rows.
 template <typename F>
 void for_rows(const at::Tensor& x, const F& body) {
-  const int64_t rows = x.size(0) * x.size(1), s = row_length(x);
+  const int64_t rows = x.size(0) * x.size(1), s = positions(x, x.size(1));
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(s, 1));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) body(row);
@@ -130,11 +130,30 @@ void for_rows(const at::Tensor& x, const F& body) {
 // ---------------------------------------------------------------------------- ACON
 // y = x·(p2 + dp·σ(bdp·x)), with dp = p1 - p2 and bdp = β·dp.
 
+// The per-element maths of both layouts; a coefficient C is a scalar (channels-first:
+// one per row) or a pack (channels-last: one per lane).
+template <typename V, typename C>
+inline V acon_pack(const V& x, C q2, C dp, C bdp) {
+  return x * (q2 + dp * sigmoid(bdp * x));
+}
+
+// grad_x of a pack, adding its terms to the sums Σ g·x·dy/dd, Σ g·x and Σ g·x²·σ'(z).
+template <typename V, typename C>
+inline V acon_grad_pack(const V& x, const V& g, C q2, C dp, C bdp, V& sum_dd, V& sum_x,
+                        V& sum_ds) {
+  const V z = bdp * x, sg = sigmoid(z);
+  const V ds = sg * (1 - sg), dd = sg + z * ds, gx = g * x;
+  sum_dd += gx * dd;
+  sum_x += gx;
+  sum_ds += gx * x * ds;
+  return g * (q2 + dp * dd);
+}
+
 template <typename T>
 void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
                          const at::Tensor& beta, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t s = row_length(x);
+  const int64_t s = positions(x, x.size(1));
   const Coeff<T> c1(p1), c2(p2), cb(beta);
   const T* xp = x.const_data_ptr<T>();
   T* yp = y.mutable_data_ptr<T>();
@@ -143,8 +162,7 @@ void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p1, const at::Te
     const T* xr = xp + row * s;
     T* yr = yp + row * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n);
-      store(yr + i, xv * (q2 + dp * sigmoid(bdp * xv)), n);
+      store(yr + i, acon_pack(load<V>(xr + i, n), q2, dp, bdp), n);
     });
   });
 }
@@ -157,7 +175,7 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
                           const at::Tensor& p2, const at::Tensor& beta, at::Tensor& gx,
                           at::Tensor& g_p1, at::Tensor& g_p2, at::Tensor& g_beta) {
   using V = typename Pack<T>::V;
-  const int64_t s = row_length(x);
+  const int64_t s = positions(x, x.size(1));
   const Coeff<T> c1(p1), c2(p2), cb(beta);
   const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
   T* gxp = gx.mutable_data_ptr<T>();
@@ -169,15 +187,8 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     T* gxr = gxp + row * s;
     V sum_dd{}, sum_x{}, sum_ds{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), gv = load<V>(gr + i, n), z = bdp * xv;
-      const V sg = sigmoid(z);
-      const V ds = sg * (1 - sg);
-      const V dd = sg + z * ds;
-      const V gxv = gv * xv;
-      store(gxr + i, gv * (q2 + dp * dd), n);
-      sum_dd += gxv * dd;
-      sum_x += gxv;
-      sum_ds += gxv * xv * ds;
+      store(gxr + i, acon_grad_pack(load<V>(xr + i, n), load<V>(gr + i, n), q2, dp, bdp,
+                                    sum_dd, sum_x, sum_ds), n);
     });
     const T total_dd = lane_sum(sum_dd);
     o1[row] = total_dd;
@@ -189,11 +200,30 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
 // ---------------------------------------------------------------- max-affine, K = 2
 // m = max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu(da·x + db); y = scale·m.
 
+template <typename V, typename C>
+inline V max2_pack(const V& x, C a0, C b0, C da, C db) {
+  const V u = da * x + db;
+  return a0 * x + b0 + (u > 0 ? u : V{});
+}
+
+// grad_x of a pack for the (scaled) incoming g, adding its terms to Σ g, Σ g·w, Σ g·x and
+// Σ g·x·w, where w = [da·x + db > 0] (branch 1 wins; ties go to branch 0).
+template <typename V, typename C>
+inline V max2_grad_pack(const V& x, const V& g, C a0, C da, C db, V& sum_g, V& sum_gw,
+                        V& sum_gx, V& sum_gxw) {
+  const V gw = da * x + db > 0 ? g : V{};
+  sum_g += g;
+  sum_gw += gw;
+  sum_gx += g * x;
+  sum_gxw += gw * x;
+  return g * a0 + gw * da;
+}
+
 template <typename T>
 void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                          const std::optional<at::Tensor>& scale, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t channels = x.size(1), s = row_length(x);
+  const int64_t channels = x.size(1), s = positions(x, x.size(1));
   const Coeff<T> ca(a), cb(b);
   const T* xp = x.const_data_ptr<T>();
   const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
@@ -204,8 +234,7 @@ void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a, const at::Ten
     const T* sr = sp ? sp + (row / channels) * s : nullptr;
     T* yr = yp + row * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), u = da * xv + db;
-      V m = a0 * xv + b0 + (u > 0 ? u : V{});
+      V m = max2_pack(load<V>(xr + i, n), a0, b0, da, db);
       if (sr) m *= load<V>(sr + i, n);
       store(yr + i, m, n);
     });
@@ -222,7 +251,7 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
                           at::Tensor& gx, at::Tensor& g_a, at::Tensor& g_b,
                           at::Tensor& g_scale) {
   using V = typename Pack<T>::V;
-  const int64_t n_samples = x.size(0), channels = x.size(1), s = row_length(x);
+  const int64_t n_samples = x.size(0), channels = x.size(1), s = positions(x, x.size(1));
   const Coeff<T> ca(a), cb(b);
   const T *xp = x.const_data_ptr<T>(), *gp = grad.const_data_ptr<T>();
   const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
@@ -238,19 +267,13 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     T* gxr = gxp + row * s;
     V sum_g{}, sum_gw{}, sum_gx{}, sum_gxw{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
-      const V xv = load<V>(xr + i, n), u = da * xv + db;
-      const V w = u > 0 ? splat<V>(T(1)) : V{};
+      const V xv = load<V>(xr + i, n);
       V gv = load<V>(gr + i, n);
       if (sr) {
-        store(gsr + i, load<V>(gsr + i, n) + gv * (a0 * xv + b0 + w * u), n);
+        store(gsr + i, load<V>(gsr + i, n) + gv * max2_pack(xv, a0, b0, da, db), n);
         gv *= load<V>(sr + i, n);
       }
-      const V gw = gv * w;
-      store(gxr + i, gv * a0 + gw * da, n);
-      sum_g += gv;
-      sum_gw += gw;
-      sum_gx += gv * xv;
-      sum_gxw += gw * xv;
+      store(gxr + i, max2_grad_pack(xv, gv, a0, da, db, sum_g, sum_gw, sum_gx, sum_gxw), n);
     });
     const T total_gw = lane_sum(sum_gw), total_gxw = lane_sum(sum_gxw);
     oa[2 * row] = lane_sum(sum_gx) - total_gxw;
@@ -293,7 +316,7 @@ at::Tensor coefficient_tables(const at::Tensor& x, int64_t count, const F& fill)
 // body(n, s) for every position of every sample, in parallel chunks.
 template <typename F>
 void for_positions(const at::Tensor& x, const F& body) {
-  const int64_t n = x.size(0), c = x.size(-1), s = n * c == 0 ? 0 : x.numel() / (n * c);
+  const int64_t n = x.size(0), c = x.size(-1), s = positions(x, c);
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(c, 1));
   at::parallel_for(0, n * s, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) body(i / s, i % s);
@@ -304,7 +327,7 @@ void for_positions(const at::Tensor& x, const F& body) {
 // (`count` arrays of C); done(totals) with the double totals, `count` arrays of C.
 template <typename T, typename F, typename G>
 void for_samples_summing(const at::Tensor& x, int64_t count, const F& body, const G& done) {
-  const int64_t n = x.size(0), c = x.size(-1), s = n * c == 0 ? 0 : x.numel() / (n * c);
+  const int64_t n = x.size(0), c = x.size(-1), s = positions(x, c);
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> acc(static_cast<size_t>(count * c));
     std::vector<double> totals(static_cast<size_t>(count * c));
@@ -335,7 +358,7 @@ template <typename T>
 void acon_forward_nsc(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
                       const at::Tensor& beta, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const int64_t c = x.size(-1), s = positions(x, c);
   const at::Tensor tables = acon_tables<T>(x, p1, p2, beta);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
@@ -345,10 +368,8 @@ void acon_forward_nsc(const at::Tensor& x, const at::Tensor& p1, const at::Tenso
     const T *xr = xp + (n * s + p) * c, *q2 = tab + n * c, *dp = q2 + table, *bdp = dp + table;
     T* yr = yp + (n * s + p) * c;
     for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
-      const V xv = load<V>(xr + i, lanes);
-      const V d = load<V>(dp + i, lanes);
-      store(yr + i, xv * (load<V>(q2 + i, lanes) + d * sigmoid(load<V>(bdp + i, lanes) * xv)),
-            lanes);
+      store(yr + i, acon_pack(load<V>(xr + i, lanes), load<V>(q2 + i, lanes),
+                              load<V>(dp + i, lanes), load<V>(bdp + i, lanes)), lanes);
     });
   });
 }
@@ -358,7 +379,7 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
                        const at::Tensor& p2, const at::Tensor& beta, at::Tensor& gx,
                        at::Tensor& g_p1, at::Tensor& g_p2, at::Tensor& g_beta) {
   using V = typename Pack<T>::V;
-  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const int64_t c = x.size(-1), s = positions(x, c);
   const at::Tensor tables = acon_tables<T>(x, p1, p2, beta);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
@@ -373,13 +394,14 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
                 *bdp = dp + table;
         T* gxr = gxp + at;
         for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
-          const V xv = load<V>(xr + i, lanes), gv = load<V>(gr + i, lanes);
-          const V z = load<V>(bdp + i, lanes) * xv, sg = sigmoid(z);
-          const V ds = sg * (1 - sg), dd = sg + z * ds, gxv = gv * xv;
-          store(gxr + i, gv * (load<V>(q2 + i, lanes) + load<V>(dp + i, lanes) * dd), lanes);
-          store(acc + i, load<V>(acc + i, lanes) + gxv * dd, lanes);
-          store(acc + c + i, load<V>(acc + c + i, lanes) + gxv, lanes);
-          store(acc + 2 * c + i, load<V>(acc + 2 * c + i, lanes) + gxv * xv * ds, lanes);
+          V sums[3] = {load<V>(acc + i, lanes), load<V>(acc + c + i, lanes),
+                       load<V>(acc + 2 * c + i, lanes)};
+          store(gxr + i,
+                acon_grad_pack(load<V>(xr + i, lanes), load<V>(gr + i, lanes),
+                               load<V>(q2 + i, lanes), load<V>(dp + i, lanes),
+                               load<V>(bdp + i, lanes), sums[0], sums[1], sums[2]),
+                lanes);
+          for (int j = 0; j < 3; ++j) store(acc + j * c + i, sums[j], lanes);
         });
       },
       [&](int64_t n, const double* totals) {
@@ -410,7 +432,7 @@ template <typename T>
 void max2_forward_nsc(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                       const std::optional<at::Tensor>& scale, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const int64_t c = x.size(-1), s = positions(x, c);
   const at::Tensor tables = max2_tables<T>(x, a, b);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
@@ -423,10 +445,9 @@ void max2_forward_nsc(const at::Tensor& x, const at::Tensor& a, const at::Tensor
     const T sc = sp ? sp[n * s + p] : T(1);
     T* yr = yp + (n * s + p) * c;
     for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
-      const V xv = load<V>(xr + i, lanes);
-      const V u = load<V>(da + i, lanes) * xv + load<V>(db + i, lanes);
-      const V m = load<V>(a0 + i, lanes) * xv + load<V>(b0 + i, lanes) + (u > 0 ? u : V{});
-      store(yr + i, sc * m, lanes);
+      store(yr + i, sc * max2_pack(load<V>(xr + i, lanes), load<V>(a0 + i, lanes),
+                                   load<V>(b0 + i, lanes), load<V>(da + i, lanes),
+                                   load<V>(db + i, lanes)), lanes);
     });
   });
 }
@@ -436,7 +457,7 @@ void max2_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
                        const at::Tensor& b, const std::optional<at::Tensor>& scale,
                        at::Tensor& gx, at::Tensor& g_a, at::Tensor& g_b, at::Tensor& g_scale) {
   using V = typename Pack<T>::V;
-  const int64_t c = x.size(-1), s = x.numel() / std::max<int64_t>(x.size(0) * c, 1);
+  const int64_t c = x.size(-1), s = positions(x, c);
   const at::Tensor tables = max2_tables<T>(x, a, b);
   const T* tab = tables.const_data_ptr<T>();
   const int64_t table = x.size(0) * c;
@@ -456,16 +477,15 @@ void max2_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
         V scale_grad{};
         for_packs<T>(c, [&](int64_t i, auto lanes) INLINE {
           const V xv = load<V>(xr + i, lanes), g = load<V>(gr + i, lanes);
-          const V dav = load<V>(da + i, lanes), a0v = load<V>(a0 + i, lanes);
-          const V u = dav * xv + load<V>(db + i, lanes);
-          const V w = u > 0 ? splat<V>(T(1)) : V{};
-          scale_grad += g * (a0v * xv + load<V>(b0 + i, lanes) + w * u);
-          const V gv = sc * g, gw = gv * w;
-          store(gxr + i, gv * a0v + gw * dav, lanes);
-          store(acc + i, load<V>(acc + i, lanes) + gv, lanes);
-          store(acc + c + i, load<V>(acc + c + i, lanes) + gw, lanes);
-          store(acc + 2 * c + i, load<V>(acc + 2 * c + i, lanes) + gv * xv, lanes);
-          store(acc + 3 * c + i, load<V>(acc + 3 * c + i, lanes) + gw * xv, lanes);
+          const V a0v = load<V>(a0 + i, lanes), dav = load<V>(da + i, lanes),
+                  dbv = load<V>(db + i, lanes);
+          if (gsp) scale_grad += g * max2_pack(xv, a0v, load<V>(b0 + i, lanes), dav, dbv);
+          V sums[4];
+          for (int j = 0; j < 4; ++j) sums[j] = load<V>(acc + j * c + i, lanes);
+          store(gxr + i,
+                max2_grad_pack(xv, sc * g, a0v, dav, dbv, sums[0], sums[1], sums[2], sums[3]),
+                lanes);
+          for (int j = 0; j < 4; ++j) store(acc + j * c + i, sums[j], lanes);
         });
         if (gsp) gsp[n * s + p] = lane_sum(scale_grad);
       },
