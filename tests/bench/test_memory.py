@@ -39,3 +39,21 @@ def test_peak_step_sees_a_temporary():
         return float(big.sum())
 
     assert 3.9 < peak_step_mib(step) < 8
+
+
+def test_what_each_activation_keeps_in_a_conv_block():
+    """net_bench.md's explanation of the saved-memory ratios, as bytes: in a
+    Conv-BN-act-Conv block an in-place ReLU keeps nothing the next convolution does not
+    keep already, in-place ReLU6 keeps one more activation-sized tensor, and ACON-C keeps
+    one (its input) like ReLU6."""
+    x = torch.randn(8, 16, 32, 32)
+    one = 8 * 32 * 32 * 32 * 4  # one (8, 32, 32, 32) float32 tensor
+
+    def saved(act):
+        block = nn.Sequential(nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32), act,
+                              nn.Conv2d(32, 16, 1))
+        return saved_tensor_bytes(block, x, parameters=False)  # activations only
+
+    relu = saved(nn.ReLU(inplace=True))
+    assert saved(nn.ReLU6(inplace=True)) - relu == one
+    assert saved(revact.AconC(32)) - relu == one
