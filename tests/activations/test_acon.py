@@ -227,3 +227,70 @@ def test_meta_acon_generators_gradcheck(generator, rng):
     m = MetaAcon(4, generator=generator).double()
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64, generator=rng, requires_grad=True) * 0.1
     assert torch.autograd.gradcheck(lambda t: m(t), (x.detach().requires_grad_(),))
+
+
+# --- start options: init="swish" / "paper" ---
+
+
+@pytest.mark.parametrize("cls", [AconC, MetaAcon])
+def test_init_swish_is_silu_in_float64(cls, rng):
+    m = cls(6, init="swish").double().eval()
+    x = torch.randn(3, 6, 5, 4, dtype=torch.float64, generator=rng) * 4
+    xn = x.numpy()
+    if cls is AconC:
+        expected = xn * _sig(xn)  # p1 = 1, p2 = 0, β = 1: x·σ(x)
+    else:
+        beta = m.beta(x).detach().numpy()  # β = G(x) still comes from the input
+        expected = xn * _sig(beta * xn)
+    np.testing.assert_allclose(m(x).detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+    assert torch.equal(m.p1, torch.ones_like(m.p1)) and torch.equal(m.p2, torch.zeros_like(m.p2))
+
+
+def _official_draws(cls, channels):
+    """What the official code draws from the global RNG, in its order: Meta-ACON's G
+    (conv, BN, conv, BN) first, then p1 and p2 from a standard normal."""
+    if cls is MetaAcon:
+        hidden = max(16, channels // 16)
+        torch.nn.Conv2d(channels, hidden, 1)
+        torch.nn.BatchNorm2d(hidden)
+        torch.nn.Conv2d(hidden, channels, 1)
+        torch.nn.BatchNorm2d(channels)
+    return torch.randn(1, channels, 1, 1), torch.randn(1, channels, 1, 1)
+
+
+@pytest.mark.parametrize("cls", [AconC, MetaAcon])
+def test_init_paper_draws_what_the_official_code_draws(cls):
+    """``'paper'`` (the default) gives the parameters the same seed gave before the option
+    existed; ``'swish'`` consumes the same draws, so a network built from one seed has the
+    same weights outside the activations whichever start they take."""
+    torch.manual_seed(123)
+    p1, p2 = _official_draws(cls, 7)
+    after_official = torch.randn(5)
+    for init in ("paper", "swish"):
+        torch.manual_seed(123)
+        m = cls(7) if init == "paper" else cls(7, init=init)
+        assert torch.equal(torch.randn(5), after_official)
+    torch.manual_seed(123)
+    m = cls(7)
+    assert m.init == "paper"
+    assert torch.equal(m.p1, p1) and torch.equal(m.p2, p2)
+
+
+@pytest.mark.parametrize("cls", [AconC, MetaAcon])
+def test_init_unknown_is_refused(cls):
+    with pytest.raises(ValueError, match=r"init must be one of \('paper', 'swish'\), got 'zero'"):
+        cls(4, init="zero")
+
+
+def test_init_through_activation_strings():
+    m = create_act("acon_c:init=swish", channels=5)
+    assert isinstance(m, AconC) and m.init == "swish"
+    assert "init='swish'" in repr(m)
+    m = create_act("Meta-ACON:init=swish:r=8", channels=32)
+    assert isinstance(m, MetaAcon) and m.init == "swish" and m.r == 8
+    # keyword arguments win over options in the string
+    assert create_act("acon_c:init=swish", channels=5, init="paper").init == "paper"
+    with pytest.raises(ValueError, match="acon_c:inti=swish.*unexpected keyword"):
+        create_act("acon_c:inti=swish", channels=5)
+    with pytest.raises(ValueError, match="is not key=value"):
+        create_act("acon_c:swish", channels=5)

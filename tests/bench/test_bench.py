@@ -1,4 +1,5 @@
-from revact.bench.activations import build, format_table, parse_spec, run_activation_bench
+from revact.activations.create_act import parse_act_string
+from revact.bench.activations import build, format_table, run_activation_bench
 from revact.cli import main
 
 
@@ -23,8 +24,8 @@ def test_bench_command(capsys):
 
 
 def test_spec_options_reach_the_module():
-    assert parse_spec("dyrelu_b:k=3:gate=hard") == ("dyrelu_b", {"k": 3, "gate": "hard"})
-    assert parse_spec(" swish:beta=0.5 ") == ("swish", {"beta": 0.5})
+    assert parse_act_string("dyrelu_b:k=3:gate=hard") == ("dyrelu_b", {"k": 3, "gate": "hard"})
+    assert parse_act_string(" swish:beta=0.5 ") == ("swish", {"beta": 0.5})
     assert build("dyrelu_b:k=3", 8).k == 3
     assert build("plain_max_affine:k=3", 8).a.shape[-1] == 3
 

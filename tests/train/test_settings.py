@@ -26,6 +26,7 @@ EXPLICIT = {
     "--warmup-epochs": ("0", "warmup_epochs", 0.0),
     "--label-smoothing": ("0", "label_smoothing", 0.0),
     "--no-augment": (None, "augment", False),
+    "--precise-bn": ("0", "precise_bn", 0),
     "--amp": (None, "amp", True),
     "--data": ("some/folder", "data", "some/folder"),
     "--data-dir": ("idx", "data_dir", "idx"),

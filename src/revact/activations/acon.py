@@ -42,6 +42,25 @@ def _channel_param(channels: int, init: str) -> nn.Parameter:
     return nn.Parameter(value)
 
 
+INITS = ("paper", "swish")
+"""Starts of ACON-C and Meta-ACON: ``'paper'`` draws p1, p2 from a standard normal (the
+official code), ``'swish'`` sets p1 = 1, p2 = 0 (and ACON-C's β = 1): x·σ(βx) per channel."""
+
+
+def _p1_p2(channels: int, init: str, owner: str) -> tuple[nn.Parameter, nn.Parameter]:
+    if init not in INITS:
+        raise ValueError(f"{owner} init must be one of {INITS}, got {init!r}")
+    # Drawn in both cases, so a network built from one seed has the same weights outside
+    # the activations whichever start they take: the two differ in p1, p2 only.
+    p1 = _channel_param(channels, "randn")
+    p2 = _channel_param(channels, "randn")
+    if init == "swish":
+        with torch.no_grad():
+            p1.fill_(1.0)
+            p2.zero_()
+    return p1, p2
+
+
 class _ChannelwiseAcon(nn.Module):
     """Shared input checks for the per-channel ACON modules."""
 
@@ -186,30 +205,38 @@ class AconC(_ChannelwiseAcon):
 
     Args:
         channels: number of channels C.
+        init: ``'paper'`` (default): p1, p2 standard normal, as in the official release;
+            many channels then start as a decreasing or nearly linear function, which
+            costs short schedules accuracy. ``'swish'``: p1 = 1, p2 = 0, so the module
+            starts as exactly x·σ(x) (SiLU) and learns away from it; the choice for
+            short schedules and for swapping into a trained network.
 
-    Parameters ``p1``, ``p2`` (standard normal, as in the official release) and
-    ``beta`` (ones), each of shape ``(1, C, 1, 1)``: the official names and shapes,
-    so released checkpoints load with ``strict=True``.
+    Parameters ``p1``, ``p2`` and ``beta`` (ones), each of shape ``(1, C, 1, 1)``: the
+    official names and shapes, so released checkpoints load with ``strict=True``.
 
     Shape:
         - Input: :math:`(N, C, L)` or :math:`(N, C, H, W)`.
         - Output: same shape as the input.
 
-    Example::
+    Examples::
 
         >>> y = AconC(16)(torch.randn(2, 16, 8, 8))
+        >>> m = AconC(16, init="swish")   # == nn.SiLU() until trained
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, init: str = "paper") -> None:
         super().__init__(channels)
-        self.p1 = _channel_param(self.channels, "randn")
-        self.p2 = _channel_param(self.channels, "randn")
+        self.p1, self.p2 = _p1_p2(self.channels, init, "AconC")
         self.beta = _channel_param(self.channels, "ones")
+        self.init = init
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
         return acon(x, per_channel(self.p1, x), per_channel(self.p2, x),
                     per_channel(self.beta, x))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, init={self.init!r}"
 
 
 class MetaAcon(_ChannelwiseAcon):
@@ -249,6 +276,9 @@ class MetaAcon(_ChannelwiseAcon):
         channels: number of channels C.
         r: reduction ratio of G's bottleneck. Default: 16
         generator: ``'channel'``, ``'layer'`` or ``'pixel'``. Default: ``'channel'``
+        init: ``'paper'`` (p1, p2 standard normal, the official code) or ``'swish'``
+            (p1 = 1, p2 = 0: x·σ(G(x)·x) at the start), as for :class:`AconC`.
+            Default: ``'paper'``
 
     Shape:
         - Input: :math:`(N, C, L)` or :math:`(N, C, H, W)`.
@@ -262,7 +292,9 @@ class MetaAcon(_ChannelwiseAcon):
 
     GENERATORS = ("channel", "layer", "pixel")
 
-    def __init__(self, channels: int, r: int = 16, generator: str = "channel") -> None:
+    def __init__(
+        self, channels: int, r: int = 16, generator: str = "channel", init: str = "paper"
+    ) -> None:
         super().__init__(channels)
         if generator not in self.GENERATORS:
             raise ValueError(f"generator must be one of {self.GENERATORS}, got {generator!r}")
@@ -274,8 +306,8 @@ class MetaAcon(_ChannelwiseAcon):
             self.bn1 = nn.BatchNorm2d(hidden)
             self.fc2 = nn.Conv2d(hidden, self.channels, kernel_size=1, bias=True)
             self.bn2 = nn.BatchNorm2d(self.channels)
-        self.p1 = _channel_param(self.channels, "randn")
-        self.p2 = _channel_param(self.channels, "randn")
+        self.p1, self.p2 = _p1_p2(self.channels, init, "MetaAcon")
+        self.init = init
 
     def _batch_norm(self, bn: nn.BatchNorm2d, t: Tensor) -> Tensor:
         if self.training and t.shape[0] == 1:
@@ -308,7 +340,8 @@ class MetaAcon(_ChannelwiseAcon):
         return acon(x, per_channel(self.p1, x), per_channel(self.p2, x), beta)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, r={self.r}, generator={self.generator!r}"
+        return (f"channels={self.channels}, r={self.r}, generator={self.generator!r}, "
+                f"init={self.init!r}")
 
 
 MetaAconC = MetaAcon

@@ -7,18 +7,20 @@ the ``torch.nn`` class itself.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
 from revact.activations.acon import AconA, AconB, AconC, MetaAcon, Swish
 from revact.activations.dyrelu import DyReLUA, DyReLUB, DyReLUC
 
-__all__ = ["ActSpec", "create_act", "get_act_layer", "list_acts", "act_spec"]
+__all__ = ["ActSpec", "create_act", "get_act_layer", "list_acts", "act_spec", "parse_act_string"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,36 @@ def _normalise(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def parse_act_string(text: str) -> tuple[str, dict[str, Any]]:
+    """``'dyrelu_b:k=3:reduction=8'`` -> ``('dyrelu_b', {'k': 3, 'reduction': 8})``.
+
+    An activation string is a registry name, optionally followed by ``:key=value``
+    constructor options. Values are Python literals where they parse as one (``3``,
+    ``0.5``, ``True``) and strings otherwise (``init=swish``). The name is normalised
+    (case, ``-``); the options are kept as written.
+
+    Raises:
+        ValueError: an option is not ``key=value``.
+    """
+    name, *options = text.strip().split(":")
+    kwargs: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"activation option {option!r} in {text!r} is not key=value "
+                             "(example: acon_c:init=swish)")
+        try:
+            kwargs[key] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            kwargs[key] = value.strip()
+    return _normalise(name), kwargs
+
+
 def act_spec(name: str) -> ActSpec:
-    """The :class:`ActSpec` registered under ``name``; ``ValueError`` with close matches."""
-    key = _normalise(name)
+    """The :class:`ActSpec` registered under ``name`` (options after ``:`` are ignored);
+    ``ValueError`` with close matches."""
+    key = parse_act_string(name)[0]
     if key in _REGISTRY:
         return _REGISTRY[key]
     close = difflib.get_close_matches(key, _REGISTRY, n=3, cutoff=0.5)
@@ -132,24 +161,35 @@ def create_act(
     """Build an activation module by registry name or class.
 
     Args:
-        name_or_class: a name from :func:`list_acts` (case and ``-``/``_`` insensitive)
-            or an ``nn.Module`` subclass.
+        name_or_class: a name from :func:`list_acts` (case and ``-``/``_`` insensitive),
+            optionally with constructor options as ``:key=value`` (``'acon_c:init=swish'``,
+            ``'dyrelu_c:relu_init=True'``; see :func:`parse_act_string`), or an
+            ``nn.Module`` subclass. Keyword arguments win over options in the string.
         channels: number of input channels; required by channel-aware activations
             (ACON-A/B/C, Meta-ACON, DY-ReLU), optional for PReLU and Swish.
         **kwargs: passed to the constructor (e.g. ``k=3`` for DY-ReLU, ``negative_slope``
             for LeakyReLU).
 
     Raises:
-        ValueError: unknown name (close matches are listed), or a channel-aware
-            activation without ``channels``.
+        ValueError: unknown name (close matches are listed), an option the activation
+            does not take, or a channel-aware activation without ``channels``.
 
     Example::
 
         >>> create_act("dyrelu_b", channels=64, reduction=8)
         DyReLUB(channels=64, reduction=8, k=2, ...)
+        >>> create_act("acon_c:init=swish", channels=64)   # starts as x·σ(x)
+        AconC(channels=64, init='swish')
     """
     if isinstance(name_or_class, str):
-        return act_spec(name_or_class).build(channels, **kwargs)
+        name, options = parse_act_string(name_or_class)
+        spec = act_spec(name)
+        if not options:
+            return spec.build(channels, **kwargs)
+        try:
+            return spec.build(channels, **{**options, **kwargs})
+        except TypeError as e:  # an option the constructor does not take
+            raise ValueError(f"activation {name_or_class!r}: {e}") from None
     if isinstance(name_or_class, type) and issubclass(name_or_class, nn.Module):
         spec = _BY_CLASS.get(name_or_class)
         if spec is not None:

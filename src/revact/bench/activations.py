@@ -13,17 +13,15 @@ written with ordinary tensor operations, as the widely copied snippets do.
 
 from __future__ import annotations
 
-import ast
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from revact.activations.create_act import act_spec, create_act
+from revact.activations.create_act import act_spec, create_act, parse_act_string
 from revact.activations.functional import use_fused_kernels
 from revact.bench.memory import saved_tensor_bytes
 
@@ -104,36 +102,13 @@ def time_vs_relu(
             statistics.median(t / base for base, t in pairs))
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``'dyrelu_b:k=3:reduction=8'`` -> ``('dyrelu_b', {'k': 3, 'reduction': 8})``.
-
-    Values are Python literals where they parse as one (``3``, ``0.5``, ``True``) and
-    strings otherwise (``generator=pixel``).
-
-    Raises:
-        ValueError: an option is not ``key=value``.
-    """
-    name, *options = spec.strip().split(":")
-    kwargs: dict[str, Any] = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key:
-            raise ValueError(f"activation option {option!r} in {spec!r} is not key=value "
-                             "(example: dyrelu_b:k=3)")
-        try:
-            kwargs[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            kwargs[key] = text
-    return name, kwargs
-
-
 def build(spec: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
     """The module for ``spec`` (a name, optionally with ``:key=value`` options).
 
     Raises:
         ValueError: unknown name or bad option (the message says which).
     """
-    name, kwargs = parse_spec(spec)
+    name, kwargs = parse_act_string(spec)
     try:
         if name in BASELINES:
             return BASELINES[name](channels, **kwargs)
@@ -167,7 +142,7 @@ def run_activation_bench(
         seconds, ratio = time_vs_relu(module, x, repeats)
         row = BenchRow(name, seconds * 1e3, ratio, saved_tensor_bytes(module, x) / x.nbytes)
         # Only the adaptive families run through the fusable kernels.
-        base_name = parse_spec(name)[0]
+        base_name = parse_act_string(name)[0]
         if fused and base_name not in BASELINES and act_spec(base_name).family != "classic":
             with use_fused_kernels():
                 row.fused_vs_relu = time_vs_relu(module, x, repeats, warmup=3)[1]

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from revact.activations.create_act import parse_act_string
 from revact.activations.functional import use_fused_kernels, use_native_kernels
-from revact.bench.activations import parse_spec
 from revact.bench.memory import peak_step_mib, saved_tensor_mib
 
 NETS = ("mobilenet_v2", "resnet18", "compact")
@@ -77,7 +77,7 @@ def build_net(net: str, act: str | None, seed: int = 0) -> nn.Module:
         base = mbv2()
         if act is None:
             return base
-        name, kwargs = parse_spec(act)
+        name, kwargs = parse_act_string(act)
         model = mbv2(act_layer=lambda channels: create_act(name, channels=channels, **kwargs))
         model.load_state_dict(base.state_dict(), strict=False)  # the shared layers
         return model
@@ -87,7 +87,7 @@ def build_net(net: str, act: str | None, seed: int = 0) -> nn.Module:
     if act is not None:
         from revact.integrations.swap import swap_activations
 
-        name, kwargs = parse_spec(act)
+        name, kwargs = parse_act_string(act)
         swap_activations(model, name, sample=torch.zeros(1, *shape[1:]), **kwargs)
     return model
 

@@ -33,7 +33,7 @@ def _in_channels(model) -> int:  # noqa: ANN001 - any nn.Module; torch imported 
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from revact.bench.activations import parse_spec
+    from revact.activations.create_act import parse_act_string
     from revact.integrations.flops import count_flops
     from revact.integrations.resolve import load_model
     from revact.integrations.swap import swap_activations
@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
         model, side = load_model(args.model, in_chans=args.input[0] if args.input else None)
         size = args.input or (_in_channels(model), side, side)
         if args.act:
-            name, kwargs = parse_spec(args.act)
+            name, kwargs = parse_act_string(args.act)
             swap_activations(model, name, sample=torch.zeros(1, *size), **kwargs)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from revact.train.config import saved_recipe_value
+
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint",
            "check_out_dir"]
 
@@ -119,8 +121,8 @@ def load_checkpoint(path: str | os.PathLike, recipe: dict | None = None) -> dict
             raise CheckpointError(f"{path} is incomplete: it lacks {key!r}")
     if recipe is not None:
         saved = state["config"]
-        diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
-                for k, v in recipe.items() if saved.get(k) != v]
+        diff = [f"{k}: checkpoint {saved_recipe_value(saved, k)!r} vs now {v!r}"
+                for k, v in recipe.items() if saved_recipe_value(saved, k) != v]
         if diff:
             raise CheckpointError(
                 f"{path} was written by a different run; resuming would not reproduce it:\n  "

@@ -22,8 +22,8 @@ DEFAULT_ACTS = "relu,silu,mish,gelu,acon_c,meta_acon,dyrelu_b,dyrelu_c"
 # warm-up give these ~80 steps enough to leave chance level; --full keeps TrainConfig's
 # batch 128, no warm-up, all images.
 COMPARE_DEFAULTS = {"epochs": 2, "train_subset": 2500, "val_subset": 1000, "test_subset": 5000,
-                    "batch_size": 64, "warmup_epochs": 0.3}
-FULL = {"epochs": COMPARE_DEFAULTS["epochs"]}
+                    "batch_size": 64, "warmup_epochs": 0.3, "precise_bn": 50}
+FULL = {"epochs": COMPARE_DEFAULTS["epochs"], "precise_bn": 50}
 QUICK = {"epochs": 1, "train_subset": 512, "val_subset": 256, "test_subset": 500,
          "batch_size": 64}
 # Per command: (flag, preset) pairs, the command's own first.
@@ -135,6 +135,10 @@ def _recipe_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--label-smoothing", type=float, help=f"in [0, 1] ({d('label_smoothing')})")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
                    help="turn off random horizontal flips")
+    g.add_argument("--precise-bn", type=int, metavar="N",
+                   help="re-estimate every BatchNorm's running statistics on N training "
+                        "batches (capped at the training set) before each validation and the "
+                        f"test; 0 = off ({d('precise_bn')})")
     g.add_argument("--amp", action="store_const", const=True,
                    help="autocast: bfloat16 on CPU, float16 (with grad scaling) on CUDA")
     presets = g.add_mutually_exclusive_group()
@@ -208,14 +212,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_compare)
 
 
+def _act_name(text: str) -> str:
+    """``' ACON-C:init=swish'`` -> ``'acon_c:init=swish'``: the name part normalised (one
+    spelling, one run folder), the options as written (``relu_init=True`` stays a bool)."""
+    name, sep, options = text.strip().partition(":")
+    return name.strip().lower().replace("-", "_") + sep + options
+
+
 def _check_names(acts: list[str], model: str) -> str | None:
-    """An error message for an unknown activation or model, or None."""
-    from revact.activations.create_act import act_spec
+    """An error message for an unknown activation, a bad activation option or an unknown
+    model, or None."""
+    from revact.activations.create_act import create_act
     from revact.models import list_models
 
     for a in acts:
         try:
-            act_spec(a)
+            create_act(a, channels=8)  # builds it once, so a bad option fails here
         except ValueError as e:
             return str(e)
     if model not in list_models():
@@ -303,7 +315,7 @@ def _compare(args: argparse.Namespace) -> int:
     from revact.train.engine import steps_per_epoch
     from revact.train.report import format_leaderboard
 
-    acts = [a.strip().lower() for a in args.acts.split(",") if a.strip()]
+    acts = [_act_name(a) for a in args.acts.split(",") if a.strip()]
     threads = args.threads or 1
     try:  # everything checked here, once, before data is loaded and before any run starts
         seeds = _parse_seeds(args.seeds)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from revact.train.config import TrainConfig
+from revact.train.config import TrainConfig, saved_recipe_value
 from revact.train.results import CompareRun, RunResult
 from revact.train.stats import paired_ci, verdict
 
@@ -61,8 +61,8 @@ def check_out_recipe(out: str | os.PathLike, base: TrainConfig) -> None:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        diff = [f"{k} {saved.get(k)!r} there, {v!r} now" for k, v in want.items()
-                if saved.get(k) != v]
+        diff = [f"{k} {saved_recipe_value(saved, k)!r} there, {v!r} now"
+                for k, v in want.items() if saved_recipe_value(saved, k) != v]
         if diff:
             raise ValueError(
                 f"{out} holds a comparison with another recipe ({'; '.join(diff)}). "
@@ -71,7 +71,8 @@ def check_out_recipe(out: str | os.PathLike, base: TrainConfig) -> None:
 
 
 def _run_dir(out: Path, act: str, seed: int) -> Path:
-    return out / "runs" / act / f"seed{seed}"
+    # 'acon_c:init=swish' -> runs/acon_c+init=swish: ':' is not allowed in Windows paths.
+    return out / "runs" / act.replace(":", "+") / f"seed{seed}"
 
 
 def _finished(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
@@ -84,7 +85,7 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
     except (OSError, json.JSONDecodeError):
         return None
     saved = metrics.get("config") or {}
-    if any(saved.get(k) != v for k, v in cfg.recipe().items()):
+    if any(saved_recipe_value(saved, k) != v for k, v in cfg.recipe().items()):
         return None
     return RunResult.from_dict(metrics)
 
@@ -268,14 +269,14 @@ def _recount_macs(runs: list[CompareRun], out: Path, data_info: dict) -> None:
     """
     from revact.integrations.flops import count_macs
     from revact.models import create_model
-    from revact.train.checkpoint import load_checkpoint, model_args
 
     cache: dict[str, dict] = {}
     for r in runs:
         if r.act not in cache:
-            run_dir = out / r.dir
-            model_name = json.loads((run_dir / "config.json").read_text())["model"]
-            args = model_args(load_checkpoint(run_dir / "checkpoint.pt"))
+            # From the run's config and data, not its checkpoint: a comparison's finished
+            # runs can be moved (or committed) without their checkpoints and still report.
+            model_name = json.loads((out / r.dir / "config.json").read_text())["model"]
+            args = {"num_classes": data_info["num_classes"], "in_chans": data_info["in_chans"]}
             size = data_info.get("image_size", 28)
             model = create_model(model_name, act_layer=r.act, **args)
             cache[r.act] = count_macs(model, (args["in_chans"], size, size))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["TrainConfig", "RECIPE_KEYS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY"]
+__all__ = ["TrainConfig", "RECIPE_KEYS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY",
+           "saved_recipe_value"]
 
 # Per optimizer, for a config that leaves lr / weight_decay as None.
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
@@ -40,6 +41,10 @@ class TrainConfig:
     train_subset: int | None = None
     val_subset: int | None = None
     test_subset: int | None = None
+    # Batches of training images (batch_size each, capped at the training set) on which
+    # every BatchNorm's running statistics are re-estimated before each validation and
+    # the test; 0 = off (the momentum estimates as trained). See revact.train.precise_bn.
+    precise_bn: int = 0
     # Not part of the recipe.
     out: str = "runs/train"
     device: str = "auto"
@@ -81,6 +86,8 @@ class TrainConfig:
                                 "on it)", self.val_size),
             (self.split_seed >= 0, "split seed must be >= 0", self.split_seed),
             (self.seed >= 0, "seed must be >= 0", self.seed),
+            (isinstance(self.precise_bn, int) and self.precise_bn >= 0,
+             "precise BN takes a number of batches >= 0 (0 = off)", self.precise_bn),
             (self.threads is None or self.threads >= 1, "threads must be >= 1", self.threads),
         )
         for ok, what, value in checks:
@@ -107,5 +114,14 @@ class TrainConfig:
 RECIPE_KEYS = (
     "model", "act", "seed", "epochs", "batch_size", "opt", "lr", "momentum", "weight_decay",
     "warmup_epochs", "label_smoothing", "augment", "amp", "data", "val_size", "split_seed",
-    "train_subset", "val_subset", "test_subset",
+    "train_subset", "val_subset", "test_subset", "precise_bn",
 )
+
+# Recipe keys added after files were first written: an older file without the key was made
+# with this value, so its runs and checkpoints still match a recipe that has it.
+_ADDED_KEYS = {"precise_bn": 0}
+
+
+def saved_recipe_value(saved: dict, key: str):
+    """``saved[key]`` of a saved config, or the value an older file without it was made with."""
+    return saved.get(key, _ADDED_KEYS.get(key))

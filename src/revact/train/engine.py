@@ -42,6 +42,7 @@ from revact.train.distributed import (
     cleanup_distributed,
     init_distributed,
 )
+from revact.train.precise_bn import precise_bn
 from revact.train.results import EpochStats, RunResult
 
 __all__ = ["train", "build_optimizer", "cosine_lambda", "evaluate", "peak_memory_mib",
@@ -407,6 +408,8 @@ def _epoch(run: _Run, epoch: int) -> EpochStats:
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], run.info)
     run.train_seconds += seconds
     run.train_images += int(seen)
+    if cfg.precise_bn:
+        _precise_bn(run)
     val = evaluate(run.model, run.val_data, run.norm, run.info, cfg)
     stats = EpochStats(
         epoch=epoch + 1, train_loss=loss_sum / seen, train_acc=100.0 * correct / seen,
@@ -417,6 +420,32 @@ def _epoch(run: _Run, epoch: int) -> EpochStats:
                    f"acc {stats.train_acc:.2f}%  val loss {stats.val_loss:.4f} "
                    f"acc {stats.val_acc:.2f}%  {stats.img_per_s:.0f} img/s  {seconds:.1f}s")
     return stats
+
+
+def _precise_bn(run: _Run) -> None:
+    """Re-estimate the BatchNorm statistics on ``cfg.precise_bn`` training batches.
+
+    The batches are the same every epoch and on every resume: the first ones of a fixed
+    permutation of the training images (from the run's seed, without flips, not drawn from
+    any generator the run uses), each rank taking its share of every global batch.
+    """
+    cfg, info = run.cfg, run.info
+    n_images = min(cfg.precise_bn, run.n_steps) * cfg.batch_size
+    order = torch.randperm(len(run.data.train), generator=torch.Generator().manual_seed(cfg.seed))
+    mine = order[:n_images][info.rank :: info.world_size]
+    b_size = run.per_rank_batch
+
+    def forward(x: Tensor) -> Tensor:
+        with _autocast(cfg, run.device):
+            return run.model(x)
+
+    def all_reduce(t: Tensor) -> None:
+        if info.enabled:
+            torch.distributed.all_reduce(t)
+
+    batches = (run.norm(run.data.train.images[mine[i : i + b_size]])
+               for i in range(0, len(mine), b_size))
+    precise_bn(run.model, batches, forward=forward, all_reduce=all_reduce)
 
 
 def _train_pass(run: _Run, epoch: int) -> tuple[float, float, float, float]:
