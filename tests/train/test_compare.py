@@ -12,8 +12,9 @@ import pytest
 
 def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
     out = tmp_path / "cmp"
-    cmd = [revact_bin, "compare", "--quick", "--acts", "relu,acon_c", "--seeds", "2",
-           "--model", "mbv2_tiny", "--data-dir", str(tiny_data), "--out", str(out)]
+    cmd = [revact_bin, "compare", "--quick", "--acts", "relu,ACON-C:init=swish", "--seeds", "2",
+           "--precise-bn", "2", "--model", "mbv2_tiny", "--data-dir", str(tiny_data),
+           "--out", str(out)]
     r = subprocess.run([*cmd, "--jobs", "2"], env=cli_env, timeout=400, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -28,8 +29,14 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
     env = res["environment"]
     assert env["runs_wall_seconds"] > env["invocation_seconds"]
     assert [(r["act"], r["seed"]) for r in res["runs"]] == [
-        ("relu", 0), ("acon_c", 0), ("relu", 1), ("acon_c", 1)]
-    rows = {row["act"]: row for row in res["leaderboard"]}
+        ("relu", 0), ("acon_c:init=swish", 0), ("relu", 1), ("acon_c:init=swish", 1)]
+    assert res["runs"][1]["dir"] == "runs/acon_c+init=swish/seed0"
+    assert res["recipe"]["precise_bn"] == 2
+    assert "precise BatchNorm (every BatchNorm's statistics re-estimated on 2" in (
+        out / "results.md").read_text()
+    for r in res["runs"]:
+        r["act"] = r["act"].split(":")[0]
+    rows = {row["act"].split(":")[0]: row for row in res["leaderboard"]}
     # The differences are recomputed here from the runs, paired by seed.
     acc = {(r["act"], r["seed"]): r["test_acc"] for r in res["runs"]}
     diffs = [acc["acon_c", s] - acc["relu", s] for s in (0, 1)]
@@ -37,6 +44,13 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
     assert rows["relu"]["diff_mean"] == 0  # the baseline paired with itself
     assert rows["acon_c"]["diff_ci_low"] <= rows["acon_c"]["diff_mean"]
     assert rows["acon_c"]["verdict"] in ("better", "worse", "within noise")
+    # One comparison: Holm leaves its paired-t p-value as it is.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    p = scipy_stats.ttest_rel([acc["acon_c", s] for s in (0, 1)],
+                              [acc["relu", s] for s in (0, 1)]).pvalue
+    assert rows["acon_c"]["p_value"] == pytest.approx(p, rel=1e-9)
+    assert rows["acon_c"]["p_holm"] == rows["acon_c"]["p_value"]
+    assert rows["relu"]["p_value"] is None and rows["relu"]["p_holm"] is None
     assert rows["acon_c"]["macs"] > rows["relu"]["macs"]
     assert rows["acon_c"]["params"] > rows["relu"]["params"]
     # Same seed, same initial backbone: the recipe is shared, only the activation differs.
@@ -44,7 +58,7 @@ def test_compare_quick(tiny_data, tmp_path, cli_env, revact_bin):
     assert len({json.dumps({k: v for k, v in c.items() if k not in ("act", "seed", "out")})
                 for c in cfgs}) == 1
     with open(out / "results.csv") as f:
-        assert {row["act"] for row in csv.DictReader(f)} == {"relu", "acon_c"}
+        assert {row["act"] for row in csv.DictReader(f)} == {"relu", "acon_c:init=swish"}
     assert "| activation |" in (out / "results.md").read_text()
 
     again = subprocess.run(cmd, env=cli_env, timeout=400, capture_output=True, text=True)

@@ -19,27 +19,61 @@ def _figure(**kw):
     return Figure(**kw)
 
 
+def _band(values: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Per epoch: mean, and mean ± one standard deviation over seeds (0 with one seed)."""
+    mean, low, high = [], [], []
+    for ys in values:
+        m = sum(ys) / len(ys)
+        sd = (sum((y - m) ** 2 for y in ys) / (len(ys) - 1)) ** 0.5 if len(ys) > 1 else 0.0
+        mean.append(m)
+        low.append(m - sd)
+        high.append(m + sd)
+    return mean, low, high
+
+
 def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
-    """Validation accuracy and training loss per epoch, mean over seeds (band: min–max)."""
-    fig = _figure(figsize=(11, 4))
-    axes = fig.subplots(1, 2)
-    for act in results["acts"]:
-        hs = [r["history"] for r in results["runs"] if r["act"] == act]
-        if not hs:
+    """Per epoch, for every activation, mean over seeds with a ± 1 std band: validation
+    accuracy, its difference to the baseline paired by seed (does a gap close or open?),
+    and the training loss."""
+    fig = _figure(figsize=(16, 4.4))
+    axes = fig.subplots(1, 3)
+    base = {r["seed"]: r["history"] for r in results["runs"] if r["act"] == results["baseline"]}
+    styles = ("-", "--", ":", "-.")
+    for n_act, act in enumerate(results["acts"]):
+        runs = [r for r in results["runs"] if r["act"] == act and r["history"]]
+        if not runs:
             continue
-        n = min(len(h) for h in hs)
+        n = min(len(r["history"]) for r in runs)
         ep = list(range(1, n + 1))
-        for ax, key in zip(axes, ("val_acc", "train_loss"), strict=True):
-            ys = [[h[i][key] for h in hs] for i in range(n)]
-            mean = [sum(y) / len(y) for y in ys]
-            (line,) = ax.plot(ep, mean, marker="o", ms=3, label=act)
-            ax.fill_between(ep, [min(y) for y in ys], [max(y) for y in ys],
-                            color=line.get_color(), alpha=0.15)
+        paired = [r for r in runs if len(base.get(r["seed"], ())) >= n]
+        series = [
+            [[r["history"][i]["val_acc"] for r in runs] for i in range(n)],
+            [[r["history"][i]["val_acc"] - base[r["seed"]][i]["val_acc"] for r in paired]
+             for i in range(n)] if paired else None,
+            [[r["history"][i]["train_loss"] for r in runs] for i in range(n)],
+        ]
+        color = None
+        for ax, values in zip(axes, series, strict=True):
+            if values is None:
+                continue
+            mean, low, high = _band(values)
+            (line,) = ax.plot(ep, mean, marker="o", ms=3, color=color, label=act,
+                              linestyle=styles[n_act // 10 % len(styles)])
+            color = line.get_color()
+            ax.fill_between(ep, low, high, color=color, alpha=0.12)
     axes[0].set(title="validation accuracy", xlabel="epoch", ylabel="%")
-    axes[1].set(title="training loss (label-smoothed)", xlabel="epoch", ylabel="loss")
+    axes[1].set(title=f"Δ validation accuracy vs {results['baseline']} (paired by seed)",
+                xlabel="epoch", ylabel="points")
+    axes[1].axhline(0.0, color="black", lw=0.8)
+    axes[2].set(title="training loss (label-smoothed)", xlabel="epoch", ylabel="loss")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, ncol=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"mean over {len(results['seeds'])} seed(s); bands: ± 1 std over seeds",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return Path(path)
@@ -111,13 +145,14 @@ def plot_act_shapes(results: dict[str, Any], out: Path, path: Path) -> Path | No
     """Learned activation shapes at a few layers, one row per adaptive activation.
 
     ``out`` is the comparison folder the runs' ``dir`` entries are relative to; returns
-    None (and writes nothing) when no activation of the comparison has parameters.
+    None (and writes nothing) when no activation of the comparison has parameters, or no
+    run's checkpoint is there (results committed or copied without them).
     """
     rows = []
     seed = results["seeds"][0]
     for act in results["acts"]:
         run = next((r for r in results["runs"] if r["act"] == act and r["seed"] == seed), None)
-        if run is None:
+        if run is None or not (Path(out) / run["dir"] / "checkpoint.pt").is_file():
             continue
         shapes = learned_shapes(Path(out) / run["dir"])
         if shapes:

@@ -23,7 +23,7 @@ from typing import Any
 
 from revact.train.config import TrainConfig, saved_recipe_value
 from revact.train.results import CompareRun, RunResult
-from revact.train.stats import paired_ci, verdict
+from revact.train.stats import holm, paired_ci, paired_p_value, verdict
 
 __all__ = ["default_jobs", "plan_runs", "run_compare", "summarize", "check_out_recipe",
            "recipe_tag"]
@@ -299,7 +299,8 @@ def summarize(runs: list[CompareRun | dict], acts: list[str]) -> list[dict]:
 
     ``runs`` are :class:`CompareRun` records or their dictionaries (``results.json``).
     The difference to the baseline (``acts[0]``) is paired by seed: only seeds present for
-    both enter it.
+    both enter it. Each row has its paired-t ``p_value`` and ``p_holm``, Holm-adjusted over
+    the k rows compared with the baseline; the verdict is read from ``p_holm``.
     """
     runs = [r if isinstance(r, CompareRun) else CompareRun.from_dict(r) for r in runs]
     by_act = {a: {r.seed: r for r in runs if r.act == a} for a in acts}
@@ -312,7 +313,8 @@ def summarize(runs: list[CompareRun | dict], acts: list[str]) -> list[dict]:
         accs = [r.test_acc for r in rs.values()]
         mean, std = _mean_std(accs)
         common = sorted(set(rs) & set(base))
-        ci = paired_ci([rs[s].test_acc for s in common], [base[s].test_acc for s in common])
+        pairs = [rs[s].test_acc for s in common], [base[s].test_acc for s in common]
+        ci = paired_ci(*pairs)
         first = next(iter(rs.values()))
         rows.append({
             "act": act,
@@ -322,7 +324,10 @@ def summarize(runs: list[CompareRun | dict], acts: list[str]) -> list[dict]:
             "diff_mean": ci["mean"],
             "diff_ci_low": ci["low"],
             "diff_ci_high": ci["high"],
-            "verdict": "baseline" if act == acts[0] else verdict(ci),
+            "p_value": None if act == acts[0] else paired_p_value(*pairs),
+            "p_holm": None,
+            "verdict": "baseline" if act == acts[0] else None,
+            "_ci": ci,
             "val_acc_mean": _mean_std([r.val_acc for r in rs.values()])[0],
             "params": first.params,
             "macs": first.macs,
@@ -331,5 +336,10 @@ def summarize(runs: list[CompareRun | dict], acts: list[str]) -> list[dict]:
             "peak_mem_mib": max(r.peak_mem_mib for r in rs.values()),
             "saved_for_backward_mib": first.saved_for_backward_mib,
         })
+    for row, p_holm in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        ci = row.pop("_ci")
+        if row["act"] != acts[0]:
+            row["p_holm"] = p_holm
+            row["verdict"] = verdict(ci, p_holm)
     rows.sort(key=lambda r: -r["test_acc_mean"])
     return rows

@@ -15,7 +15,8 @@ __all__ = ["format_leaderboard", "write_reports"]
 
 _COLUMNS = (
     ("#", None), ("activation", "act"), ("test acc % (mean ± std)", None),
-    ("Δ vs baseline [95% CI]", None), ("verdict", "verdict"), ("params", None),
+    ("Δ vs baseline [95% CI]", None), ("p (Holm)", None), ("verdict", "verdict"),
+    ("params", None),
     ("MMACs (act)", None), ("train img/s", None), ("peak RSS MiB", None),
     ("saved for bwd MiB", None),
 )
@@ -30,10 +31,18 @@ def _cells(i: int, r: dict, batch: int | None) -> list[str]:
         diff = f"{r['diff_mean']:+.2f} [{r['diff_ci_low']:+.2f}, {r['diff_ci_high']:+.2f}]"
     return [
         str(i), r["act"], f"{r['test_acc_mean']:.2f} ± {r['test_acc_std']:.2f}", diff,
-        r["verdict"], f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} ({r['act_macs'] / 1e6:.2f})",
+        _p_text(r.get("p_value"), r.get("p_holm")), r["verdict"], f"{r['params']:,}",
+        f"{r['macs'] / 1e6:.2f} ({r['act_macs'] / 1e6:.2f})",
         f"{r['train_img_per_s']:.0f}", f"{r['peak_mem_mib']:.0f}",
         f"{r['saved_for_backward_mib']:.1f}",
     ]
+
+
+def _p_text(p: float | None, p_holm: float | None) -> str:
+    """``0.012 (0.048)``: the paired-t p-value and, in brackets, its Holm-adjusted value."""
+    if p is None:
+        return "—"
+    return f"{p:.3g}" + ("" if p_holm is None else f" ({p_holm:.3g})")
 
 
 def format_leaderboard(results: dict[str, Any], markdown: bool = False) -> str:
@@ -51,9 +60,18 @@ def format_leaderboard(results: dict[str, Any], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _precise_bn_text(rec: dict[str, Any]) -> str:
+    n = rec.get("precise_bn") or 0
+    if not n:
+        return "BatchNorm statistics as trained (momentum estimates; no precise BN)"
+    return (f"precise BatchNorm (every BatchNorm's statistics re-estimated on {n} training "
+            "batches before each validation and the test)")
+
+
 def _notes(results: dict[str, Any]) -> str:
     rec, data, env = results["recipe"], results["data"], results["environment"]
     n = len(results["seeds"])
+    k = sum(r.get("p_value") is not None for r in results["leaderboard"])
     wall, jobs = env.get("runs_wall_seconds"), env.get("parallel_runs", 1)
     wall_line = (f"Sum of the {len(results['runs'])} runs' wall times: {wall / 60:.1f} min, "
                  f"with {jobs} run(s) going at once.\n" if wall else "")
@@ -68,12 +86,15 @@ Recipe (identical for every activation): model `{rec['model']}`, {rec['epochs']}
 {rec['weight_decay']} on conv/linear kernels only (`revact.param_groups`: activation
 parameters are not decayed), label smoothing {rec['label_smoothing']}, batch
 {rec['batch_size']}, horizontal flips {'on' if rec['augment'] else 'off'}, autocast
-{'on' if rec['amp'] else 'off'}.
+{'on' if rec['amp'] else 'off'}, {_precise_bn_text(rec)}.
 
 How to read it:
 - **Δ vs baseline** is the mean over seeds of (activation − baseline) test accuracy, paired by
   seed, with a 95% Student-t interval ({n} seeds → {max(n - 1, 0)} degrees of freedom).
-  **better / worse** when the interval excludes 0, otherwise **within noise**.
+- Verdicts are Holm-adjusted over the k = {k} comparisons with the baseline: **p (Holm)** is
+  the paired-t p-value and, in brackets, Holm's adjustment of it; **better / worse** when the
+  adjusted value is below 0.05, otherwise **within noise**. An interval can exclude 0 while
+  the adjusted p-value does not pass: one of k comparisons is expected to by chance.
 - **MMACs** per 28×28 image count conv/linear multiply-adds *and* activation maths
   (elementwise cost per output element plus the hyper-function layers of DY-ReLU and
   Meta-ACON); the activation share is in brackets. Rule: `revact.integrations.flops`.

@@ -1,10 +1,15 @@
-"""Paired confidence intervals over seeds, without requiring scipy."""
+"""Paired confidence intervals, p-values and Holm's correction over seeds, without requiring
+scipy (used where it is installed)."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["t_critical", "paired_ci", "verdict"]
+__all__ = ["t_critical", "t_sf_two_sided", "paired_ci", "paired_p_value", "holm", "verdict",
+           "ALPHA"]
+
+ALPHA = 0.05
+"""Family-wise error rate of a comparison's verdicts (after Holm's correction)."""
 
 # Two-sided 95% critical values of Student's t, df = 1..30.
 _T975 = (
@@ -50,10 +55,88 @@ def paired_ci(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
     return {"n": n, "mean": mean, "low": mean - half, "high": mean + half}
 
 
-def verdict(ci: dict) -> str:
-    """'better' / 'worse' when the interval excludes zero, else 'within noise'."""
+def _t_sf_exact(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with integer ``df``: the finite series of Abramowitz &
+    Stegun 26.7.3-4 in θ = atan(|t|/√df), exact up to rounding."""
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2:
+        term, series = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 3) // 2 + 1):  # (2·4···2k)/(3·5···(2k+1)) cos^2k θ
+            term *= c2 * (2 * k) / (2 * k + 1)
+            series += term
+        inside = (2 / math.pi) * (theta + s * math.cos(theta) * series)
+    else:
+        term = series = 1.0
+        for k in range(1, (df - 2) // 2 + 1):  # (1·3···(2k−1))/(2·4···2k) cos^2k θ
+            term *= c2 * (2 * k - 1) / (2 * k)
+            series += term
+        inside = s * series
+    return min(1.0, max(0.0, 1.0 - inside))
+
+
+def t_sf_two_sided(t: float, df: int) -> float:
+    """Two-sided p-value ``P(|T| >= |t|)`` of Student's t with ``df`` degrees of freedom
+    (scipy's ``t.sf`` where installed, else the exact finite series for integer ``df``)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if math.isinf(t):
+        return 0.0
+    try:
+        from scipy.stats import t as student_t
+
+        return float(min(1.0, 2.0 * student_t.sf(abs(t), df)))
+    except ImportError:
+        return _t_sf_exact(t, df)
+
+
+def paired_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided paired-t p-value of ``mean(a − b) = 0``; None with fewer than 2 pairs.
+
+    Differences that are all equal give 0 when they are not zero (no noise, a real shift)
+    and 1 when they are all zero (nothing to detect).
+    """
+    ci = paired_ci(a, b)
+    n = ci["n"]
+    if n < 2:
+        return None
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    sd = math.sqrt(sum((x - ci["mean"]) ** 2 for x in d) / (n - 1))
+    if sd == 0.0:
+        return 0.0 if ci["mean"] != 0 else 1.0
+    return t_sf_two_sided(ci["mean"] / (sd / math.sqrt(n)), n - 1)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of ``k`` p-values (None entries are left out of ``k``).
+
+    Sorted ascending, the i-th smallest (from 0) becomes ``max over j <= i of
+    min(1, (k − j)·p_(j))``; rejecting where the adjusted value is below α keeps the chance
+    of any false "better/worse" among the k comparisons below α.
+    """
+    order = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    k = len(order)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (k - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(ci: dict, p_adjusted: float | None = None, alpha: float = ALPHA) -> str:
+    """'better' / 'worse' / 'within noise'.
+
+    With ``p_adjusted`` (Holm's, over the comparison's k rows): better or worse when it is
+    below ``alpha``, by the sign of the mean difference. Without it, when the 95% interval
+    excludes zero (a single comparison).
+    """
     if ci.get("low") is None:
         return "n/a (needs >= 2 seeds)"
+    if p_adjusted is not None:
+        if p_adjusted >= alpha:
+            return "within noise"
+        return "better" if ci["mean"] > 0 else "worse"
     if ci["low"] > 0:
         return "better"
     if ci["high"] < 0:
