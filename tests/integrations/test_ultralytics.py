@@ -16,6 +16,7 @@ from revact.data.detection import write_detection_dataset
 from revact.data.synthetic import write_synthetic_idx
 from revact.integrations import ultralytics as ry
 from revact.integrations.ultralytics.commands import prepare_offline
+from revact.integrations.ultralytics.source_model import LostActivationsWarning
 
 ultralytics = pytest.importorskip("ultralytics")
 from ultralytics import YOLO  # noqa: E402
@@ -209,8 +210,32 @@ def test_swapped_model_keeps_its_modules_only_with_revacts_trainer(trained_dyrel
     # Ultralytics' trainer rebuilds from the YAML and transfers the weights that match:
     # the swapped activation silently reverts (why revact yolo uses its own trainer).
     lost = swapped()
-    lost.train(data=str(det_data), project=str(tmp_path), name="lost", **TRAIN)
+    with pytest.warns(LostActivationsWarning, match="AconC.*DetectionTrainer"):
+        lost.train(data=str(det_data), project=str(tmp_path), name="lost", **TRAIN)
     assert ry.count_revact_modules(lost.trainer.model)["AconC"] == 0
+
+
+def test_activations_swapped_into_a_yaml_built_model_are_trained(det_data, tmp_path):
+    """YOLO("x.yaml") + swap_activations + train(trainer=DetectionTrainer): Ultralytics
+    hands the trainer only the YAML's path; the swapped model is trained all the same."""
+    from ultralytics.utils import ROOT
+
+    stock = YOLO("yolov8n.yaml")  # 80 classes: cannot become the data's 10 and keep them
+    revact.swap_activations(stock.model, "acon_c")
+    with pytest.raises(ValueError, match="80 classes where the data has 10.*ChannelAct"):
+        stock.train(data=str(det_data), project=str(tmp_path), name="nc",
+                    trainer=ry.DetectionTrainer, **TRAIN)
+    text = (ROOT / "cfg/models/v8/yolov8.yaml").read_text()
+    cfg = tmp_path / "yolov8n.yaml"
+    cfg.write_text(text.replace("nc: 80", "nc: 10"))
+    model = YOLO(str(cfg))
+    report = revact.swap_activations(model.model, "acon_c:init=swish")
+    swapped = ry.count_revact_modules(model.model)["AconC"]
+    assert swapped == len(report) > 50
+    model.train(data=str(det_data), project=str(tmp_path), name="yaml",
+                trainer=ry.DetectionTrainer, **TRAIN)
+    assert ry.count_revact_modules(model.trainer.model)["AconC"] == swapped
+    assert ry.count_revact_modules(YOLO(model.trainer.best).model)["AconC"] == swapped
 
 
 def test_resume_after_a_kill_keeps_the_modules(det_data, tmp_path):
@@ -308,6 +333,35 @@ def test_revact_yolo_command_errors_are_one_line(capsys):
     }
     for argv, message in cases.items():
         assert main(["yolo", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_revact_yolo_bad_files_and_values_are_one_line(det_data, trained_dyrelu, tmp_path,
+                                                       capsys):
+    """Each of these was a traceback (or a coco8 download attempt) before it reached training."""
+    from revact.cli import main
+
+    not_yaml = tmp_path / "notes.txt"
+    not_yaml.write_text("hello")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_text("not a checkpoint")
+    yaml_, data = "model=yolov8n-acon_c.yaml", f"data={det_data}"
+    cases = {
+        ("train", yaml_, f"data={tmp_path}/missing.yaml"): (2, "missing.yaml: no such file"),
+        ("train", yaml_, f"data={not_yaml}"): (2, "is not a dataset YAML"),
+        ("train", f"model={not_yaml}", data): (2, "neither a .pt checkpoint nor a model YAML"),
+        ("train", yaml_, data, "imgsz=abc"): (2, "imgsz= takes a positive integer"),
+        ("export", yaml_, "format=notaformat"): (2, "not an export format; choose one of"),
+        ("val", f"model={trained_dyrelu}"): (2, "val needs data=PATH.yaml"),
+        ("train", f"model={trained_dyrelu}", "resume=True"): (2, "nothing to resume"),
+        ("train", f"model={corrupt}", data): (1, "not a loadable checkpoint"),
+    }
+    if not torch.cuda.is_available():
+        cases["train", yaml_, data, "device=cuda"] = (2, "device=cuda needs CUDA")
+    for argv, (code, message) in cases.items():
+        assert main(["yolo", *argv]) == code, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
         assert len(err.strip().splitlines()) == 1, err

@@ -34,6 +34,7 @@ from torch import nn
 
 from revact.activations import acon, dyrelu
 from revact.integrations.flops import register_thop_rules
+from revact.integrations.ultralytics import source_model
 from revact.integrations.ultralytics.layers import (
     ChannelAct,
     RevColBackbone,
@@ -76,7 +77,9 @@ def register() -> None:
     are its only lookup, so the names are set there. Also installs a module-registration
     hook that sizes :class:`ChannelAct` placeholders when they are assigned to a Conv, and
     gives thop (behind Ultralytics' printed GFLOPs) counting rules for revact's activations,
-    which it would otherwise count as free (:func:`revact.integrations.flops.register_thop_rules`).
+    which it would otherwise count as free (:func:`revact.integrations.flops.register_thop_rules`),
+    and two default callbacks that keep activations swapped into a model from being lost
+    when it is trained (:mod:`revact.integrations.ultralytics.source_model`).
 
     Raises:
         RuntimeError: a name is already bound there to something else (an Ultralytics
@@ -98,6 +101,7 @@ def register() -> None:
             resolve_pending_act
         )
         register_thop_rules()
+        source_model.install()
 
 
 def list_cfgs() -> list[str]:

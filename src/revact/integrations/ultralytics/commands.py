@@ -91,6 +91,88 @@ def prepare_offline() -> None:
         shutil.copyfile(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf", font)
 
 
+def _is_yaml(path: str) -> bool:
+    return path.lower().endswith((".yaml", ".yml"))
+
+
+def check_overrides(mode: str, overrides: dict) -> None:
+    """Refuse, before Ultralytics starts, what it would answer with a traceback or a download.
+
+    Ultralytics resolves a missing file by fetching it (offline: a traceback after a
+    network attempt), takes ``imgsz=abc`` as a string until the data loader fails, and
+    falls back to the coco8 download when ``val`` has no ``data=``.
+
+    Raises:
+        UsageError: the message names the argument, what it needs and what was given.
+    """
+    import revact.integrations.ultralytics as yolo_integration
+
+    model = str(overrides.get("model", ""))
+    if not model:
+        shipped = ", ".join(yolo_integration.list_cfgs())
+        raise UsageError(f"model= is required: a .pt checkpoint, a model YAML, or one of {shipped}")
+    if os.path.exists(model) and not (model.endswith(".pt") or _is_yaml(model)):
+        raise UsageError(f"model={model} is neither a .pt checkpoint nor a model YAML")
+    if model.endswith(".pt") and not os.path.isfile(model):
+        raise UsageError(f"model={model}: no such checkpoint (offline, nothing is downloaded)")
+    data = overrides.get("data")
+    if data is not None:
+        data = str(data)
+        if not _is_yaml(data) and mode in ("train", "val"):
+            raise UsageError(f"data={data} is not a dataset YAML (write one with revact detdata)")
+        if _is_yaml(data) and not os.path.isfile(data):
+            raise UsageError(f"data={data}: no such file (offline, Ultralytics' named datasets "
+                             "are not downloaded; give a local dataset YAML, e.g. from "
+                             "revact detdata)")
+    elif mode == "val" and not overrides.get("resume"):
+        raise UsageError("val needs data=PATH.yaml: offline, Ultralytics' fallback (coco8) "
+                         "cannot be downloaded")
+    imgsz = overrides.get("imgsz")
+    if imgsz is not None:
+        sizes = imgsz if isinstance(imgsz, list | tuple) else [imgsz]
+        if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                for v in sizes):
+            raise UsageError(f"imgsz= takes a positive integer (or [h, w]), got {imgsz!r}")
+    _check_device(overrides.get("device"))
+    if mode == "export" and "format" in overrides:
+        from ultralytics.engine.exporter import export_formats
+
+        formats = [f for f in export_formats()["Argument"] if f != "-"]
+        if str(overrides["format"]) not in formats:
+            raise UsageError(f"format={overrides['format']} is not an export format; "
+                             f"choose one of {', '.join(formats)}")
+    if overrides.get("resume") and model.endswith(".pt"):
+        _check_resumable(model)
+
+
+def _check_device(device: object) -> None:
+    """``device=cuda``/``0``/``0,1`` need CUDA; say so instead of Ultralytics' traceback."""
+    if device is None:
+        return
+    text = str(device).lower().replace(" ", "")
+    if text in ("cpu", "mps", ""):
+        return
+    import torch
+
+    wants_cuda = text.startswith("cuda") or all(p.isdigit() for p in text.split(","))
+    if wants_cuda and not torch.cuda.is_available():
+        raise UsageError(f"device={device} needs CUDA, which this torch cannot use here "
+                         "(torch.cuda.is_available() is False); use device=cpu")
+
+
+def _check_resumable(path: str) -> None:
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise UsageError(
+            f"model={path} is not a loadable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:
+        raise UsageError(f"model={path} is a finished run (or has no optimizer state): nothing "
+                         "to resume. Start a new training from it without resume=True")
+
+
 def run(mode: str, overrides: dict) -> object:
     """Run one Ultralytics mode on ``overrides``; returns what Ultralytics returns."""
     from ultralytics import YOLO
@@ -98,9 +180,7 @@ def run(mode: str, overrides: dict) -> object:
     import revact.integrations.ultralytics as yolo_integration
 
     yolo_integration.register()
-    if "model" not in overrides:
-        shipped = ", ".join(yolo_integration.list_cfgs())
-        raise UsageError(f"model= is required: a .pt checkpoint, a model YAML, or one of {shipped}")
+    check_overrides(mode, overrides)
     model = YOLO(yolo_integration.model_cfg(overrides.pop("model")))
     if mode == "train":
         if model.task == "detect":
@@ -123,4 +203,18 @@ def _run(args: argparse.Namespace) -> int:
     except (UsageError, FileNotFoundError) as e:
         print(f"revact yolo {args.mode}: error: {e}", file=sys.stderr)
         return 2
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:
+        # What Ultralytics raises for input it cannot use (a corrupt checkpoint, a dataset
+        # YAML without the keys it needs, ...): its message, in one line.
+        if os.environ.get("REVACT_DEBUG"):
+            raise
+        print(f"revact yolo {args.mode}: error: {_one_line(e)} (REVACT_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    text = "".join(ch for ch in text if ord(ch) < 0x2000)  # Ultralytics' emoji markers
+    return f"{type(e).__name__}: {text.strip()}" if text.strip() else type(e).__name__

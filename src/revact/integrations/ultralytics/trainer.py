@@ -15,6 +15,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetec
 from ultralytics.utils import LOGGER
 
 from revact.integrations.ultralytics import count_revact_modules
+from revact.integrations.ultralytics.source_model import source_model
 from revact.optim import decays
 
 __all__ = ["DetectionTrainer", "exempt_from_weight_decay"]
@@ -56,10 +57,11 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
 
     - ``build_optimizer``: no weight decay on activation parameters (see
       :func:`exempt_from_weight_decay`).
-    - ``get_model``: when training starts from a loaded model (``YOLO("best.pt").train()``)
-      whose revact modules its YAML does not describe (they were swapped in after building,
-      e.g. with :func:`revact.swap_activations`), Ultralytics' rebuild-from-YAML would
-      silently turn them back into SiLU; this trainer trains the loaded model itself.
+    - ``get_model``: when the model ``YOLO.train()`` is called on (loaded from a checkpoint,
+      or built from a YAML) has revact modules its YAML does not describe (they were
+      swapped in after building, e.g. with :func:`revact.swap_activations`), Ultralytics'
+      rebuild-from-YAML would silently turn them back into SiLU; this trainer trains that
+      model itself.
     """
 
     def build_optimizer(self, model, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
@@ -71,15 +73,20 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
 
     def get_model(self, cfg=None, weights=None, verbose=True):  # noqa: ANN001
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
-        if not isinstance(weights, nn.Module) or (
-            count_revact_modules(model) == count_revact_modules(weights)):
+        if not isinstance(weights, nn.Module):
+            # Built from a YAML path: Ultralytics does not pass the model train() was
+            # called on, which may hold swapped activations (source_model finds it).
+            weights = source_model(self)
+        if weights is None or count_revact_modules(model) == count_revact_modules(weights):
             return model
-        if getattr(weights, "nc", None) != self.data["nc"]:
+        classes = getattr(weights, "nc", None) or weights.yaml.get("nc")
+        if classes != self.data["nc"]:
             raise ValueError(
-                f"the loaded model has revact modules its YAML does not describe, and "
-                f"{weights.nc} classes where the data has {self.data['nc']}: it cannot be "
-                "rebuilt without losing them. Put the activation in the model YAML "
-                "(activation: ChannelAct(...)) to change the number of classes."
+                f"the model to train has revact modules its YAML does not describe, and "
+                f"{classes} classes where the data has {self.data['nc']}: it cannot be "
+                "rebuilt for them without losing those modules. Put the activation in the "
+                "model YAML (activation: ChannelAct(...)), or build the model with the data's "
+                "class count (nc: in the YAML) before swapping."
             )
         LOGGER.info(
             "revact: training the loaded model itself (its revact modules "
