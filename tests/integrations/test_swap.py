@@ -3,6 +3,8 @@
 import copy
 import io
 import os
+import sys
+import threading
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported anywhere
 
@@ -15,7 +17,7 @@ from torchvision.ops.misc import Conv2dNormActivation, Permute
 
 import revact
 from revact.activations.channels_last import ChannelsLast
-from revact.integrations.swap import CallSites, SwapReport, swap_activations
+from revact.integrations.swap import _RUNNING, CallSites, SwapReport, swap_activations
 
 
 def _x(*shape, seed=0):
@@ -357,6 +359,7 @@ def test_data_dependent_call_count_is_an_error():
     with pytest.raises(RuntimeError, match="called it more than 2 times"):
         model(_x(1, 3, 8, 24))
     assert model(_x(1, 3, 4, 16)).shape == (1, 4, 4, 16)  # the count is reset per forward
+    assert not _RUNNING.counts  # the forwards that raised left no count behind
 
 
 class _Twice(nn.Module):
@@ -411,3 +414,248 @@ def test_relu_init_warns_when_replacing_something_else():
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.SiLU())
     with pytest.warns(UserWarning, match="SiLU modules are replaced too"):
         swap_activations(model, "dyrelu_b", relu_init=True)
+
+
+# ------------------------------------------------------------ threads, checkpoint, compile
+
+
+def _randomise_new_acts(model):
+    """Give every new activation its own random parameters: a call sent to the wrong site
+    then changes the output instead of hiding behind identical initial values."""
+    with torch.no_grad():
+        for m in _new_acts(model):
+            for p in m.parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+                p.add_(torch.randn_like(p))
+
+
+def test_threads_share_one_swapped_resnet18():
+    # The serving case: one eval model, several threads. The call count that picks the
+    # site of a BasicBlock's twice-called ReLU used to live on the module, so threads reset
+    # and advanced each other's counts: mismatch errors, or outputs from the wrong site
+    # (every try of this test failed so). A tiny switch interval makes the interleavings
+    # that exposed it happen on any machine.
+    model = torchvision.models.resnet18(num_classes=10)
+    swap_activations(model, "acon_c", sample=torch.zeros(1, 3, 32, 32))
+    _randomise_new_acts(model)
+    model.eval()
+    threads, iters = 4, 8
+    xs = [[_x(2, 3, 32, 32, seed=100 * t + i) for i in range(iters)] for t in range(threads)]
+    with torch.no_grad():
+        # One thread, and one intra-op thread (conftest's _one_thread): the outputs to match,
+        # bit for bit.
+        refs = [[model(x) for x in row] for row in xs]
+
+    errors, wrong = [], []
+    start = threading.Barrier(threads)
+
+    def serve(t):
+        try:
+            start.wait()
+            with torch.no_grad():
+                for i, x in enumerate(xs[t]):
+                    if not torch.equal(model(x), refs[t][i]):
+                        wrong.append((t, i))
+        except Exception as e:  # noqa: BLE001 -- reported below, with the thread's index
+            errors.append((t, repr(e)))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=serve, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == [] and wrong == []
+    assert not _RUNNING.counts
+
+
+class _Pausing(nn.Module):
+    """Calls its activation twice; ``pause`` runs between the two calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 1)
+        self.conv2 = nn.Conv2d(4, 4, 1)
+        self.act = nn.ReLU()
+        self.pause = lambda: None
+
+    def forward(self, x):
+        x = self.act(self.conv1(x))
+        self.pause()
+        return self.act(self.conv2(x))
+
+
+def test_a_forward_paused_between_its_calls_keeps_its_count():
+    # The race made deterministic: a whole forward in the main thread runs while another
+    # thread's forward waits between its two calls.
+    model = _Pausing()
+    swap_activations(model, "acon_c", sample=_x(1, 3, 4, 4))
+    _randomise_new_acts(model)
+    a, b = _x(2, 3, 4, 4, seed=1), _x(2, 3, 4, 4, seed=2)
+    with torch.no_grad():
+        ref_a, ref_b = model(a), model(b)
+    sites = model.act.sites
+    torch.testing.assert_close(ref_a, sites[1](model.conv2(sites[0](model.conv1(a)))),
+                               rtol=0, atol=0)
+
+    paused, go, got = threading.Event(), threading.Event(), {}
+    worker = None
+
+    def pause():
+        if threading.current_thread() is worker:
+            paused.set()
+            assert go.wait(30)
+
+    def serve():
+        try:
+            with torch.no_grad():
+                got["a"] = model(a)
+        except Exception as e:  # noqa: BLE001
+            got["error"] = e
+            paused.set()
+
+    model.pause = pause
+    worker = threading.Thread(target=serve)
+    worker.start()
+    try:
+        assert paused.wait(30)
+        with torch.no_grad():
+            got["b"] = model(b)  # a whole forward while the worker's is half done
+    finally:
+        go.set()
+        worker.join()
+    assert "error" not in got, got.get("error")
+    assert torch.equal(got["a"], ref_a) and torch.equal(got["b"], ref_b)
+    assert not _RUNNING.counts
+
+
+class _Recursive(nn.Module):
+    """Runs itself again inside its own forward, between its activation's two calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.act = nn.ReLU()
+
+    def forward(self, x, depth=2):
+        x = self.act(self.conv(x))
+        if depth:
+            x = self(x, depth - 1)
+        return self.act(x)
+
+
+def test_parent_running_inside_its_own_forward_counts_each_forward():
+    model = _Recursive()
+    report = swap_activations(model, "acon_c", sample=_x(1, 4, 4, 4))
+    assert [r.path for r in report] == ["act.sites.0", "act.sites.1"]
+    _randomise_new_acts(model)
+    first, second = model.act.sites
+
+    def expected(x, depth=2):
+        x = first(model.conv(x))
+        if depth:
+            x = expected(x, depth - 1)
+        return second(x)
+
+    x = _x(2, 4, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected(x), rtol=0, atol=0)
+    assert not _RUNNING.counts
+
+
+class _Checkpointed(nn.Module):
+    """A stem and a ``_Pausing`` block, the block optionally under torch.utils.checkpoint."""
+
+    def __init__(self, checkpoint=None):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 3, 1)
+        self.block = _Pausing()
+        self.checkpoint = checkpoint  # None: no checkpoint; else use_reentrant=...
+
+    def forward(self, x):
+        x = self.stem(x)
+        if self.checkpoint is None:
+            return self.block(x)
+        return torch.utils.checkpoint.checkpoint(self.block, x, use_reentrant=self.checkpoint)
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpointed_parent_gets_the_same_gradients(use_reentrant):
+    # The backward pass re-runs the block's forward: its hooks count that forward afresh.
+    # The non-reentrant checkpoint also stops the re-run by raising once it has what it
+    # needs; the count of that forward must not outlive it.
+    plain = _Checkpointed()
+    swap_activations(plain, "dyrelu_b", sample=_x(1, 3, 4, 4))
+    _randomise_new_acts(plain)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.checkpoint = use_reentrant
+    x = _x(2, 3, 5, 5)
+    grads = []
+    for model in (plain, checkpointed):
+        xi = x.clone().requires_grad_()
+        out = model(xi)
+        (out * _x(*out.shape, seed=3)).sum().backward()
+        grads.append([xi.grad, *(p.grad for p in model.parameters())])
+        assert not _RUNNING.counts
+    assert all(g is not None for g in grads[1])
+    for ours, ref in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-7)
+
+
+class _HalfCheckpointed(_Pausing):
+    def forward(self, x):
+        x = self.act(self.conv1(x))
+        return torch.utils.checkpoint.checkpoint(
+            lambda y: self.act(self.conv2(y)), x, use_reentrant=False)
+
+
+def test_checkpoint_around_part_of_the_parent_is_an_error():
+    # Re-run in the backward pass without the parent's forward, the second call cannot know
+    # that it was the second: an error, never the wrong site.
+    model = _HalfCheckpointed()
+    swap_activations(model, "acon_c", sample=_x(1, 3, 4, 4))
+    out = model(_x(2, 3, 4, 4))
+    with pytest.raises(RuntimeError, match=r"'act' holds one activation per call .* called "
+                                           r"outside one .*checkpoint"):
+        out.sum().backward()
+    with pytest.raises(RuntimeError, match="called outside one"):
+        model.act(_x(2, 4, 4, 4))
+    assert not _RUNNING.counts
+
+
+def test_torch_compile_fullgraph_matches_eager_in_threads():
+    # The per-thread counts trace into one graph, with the site of every call fixed in it,
+    # and the compiled model may be shared by threads like the eager one.
+    model = nn.Sequential(_Pausing(), nn.Conv2d(4, 3, 1), _Pausing())
+    swap_activations(model, "acon_c", sample=_x(1, 3, 4, 4))
+    _randomise_new_acts(model)
+    compiled = torch.compile(model, fullgraph=True)
+    x = _x(2, 3, 5, 5).requires_grad_()
+    eager = model(x)
+    (g_eager,) = torch.autograd.grad(eager.sum(), x)
+    out = compiled(x)
+    (g_compiled,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(g_compiled, g_eager)
+
+    xs = [_x(2, 3, 5, 5, seed=10 + t).requires_grad_() for t in range(3)]  # no recompile
+    refs = [model(v) for v in xs]
+    got = {}
+
+    def serve(t):
+        got[t] = [compiled(xs[t]) for _ in range(3)]
+
+    workers = [threading.Thread(target=serve, args=(t,)) for t in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for t in range(3):
+        assert len(got[t]) == 3  # no thread raised
+        for y in got[t]:
+            torch.testing.assert_close(y, refs[t])
+    assert not _RUNNING.counts

@@ -13,7 +13,9 @@ count. :func:`swap_activations` finds the call sites with one traced forward pas
   came from a ``Linear`` or a channels-last ``LayerNorm`` (ConvNeXt blocks, transformer MLPs)
   gets its channels from the last axis;
 * a registration called ``k > 1`` times per forward of its parent becomes a
-  :class:`CallSites` holding ``k`` activations, used in call order.
+  :class:`CallSites` holding ``k`` activations, used in call order. The call count that
+  picks the site is kept per thread and per running forward of the parent, never on the
+  module, so one swapped model can serve several threads at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import itertools
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,13 +55,39 @@ PathFilter = str | Sequence[str] | Callable[[str, nn.Module], bool]
 Match = type | tuple | PathFilter
 
 
+class _RunningParents(threading.local):
+    """The call counts of the :class:`CallSites` whose parent is running, in this thread.
+
+    ``counts[id(sites)]`` holds one count per forward of the parent now running in this
+    thread, innermost last: a parent that runs itself again inside its forward (directly or
+    through a child) gets a count of its own for that inner forward, which ends before the
+    outer one goes on. The counts used to be one attribute of the module, reset by the
+    parent's pre-hook; two threads running one model then reset and advanced each other's
+    counts, which raised spurious mismatch errors or, worse, silently sent a call to another
+    site's activation. A thread-local stack per module needs no lock and nothing that
+    deep-copies or pickles with the model. Stacks are deleted when they empty, so an ``id``
+    is only ever looked up while its module is alive and running.
+    """
+
+    def __init__(self) -> None:  # run once per thread, on its first use
+        self.counts: dict[int, list[int]] = {}
+
+
+_RUNNING = _RunningParents()
+
+
 class CallSites(nn.Module):
     r"""One activation per call, for a module its parent calls several times per forward.
 
     The ``i``-th call within one forward of the parent goes to ``sites[i]``. The parent's
-    forward pre-hook resets the count and its forward hook checks it, so a forward that
-    makes a different number of calls than the traced one fails loudly instead of mixing
-    up the sites.
+    forward pre-hook starts a count for that forward and its forward hook ends and checks
+    it, so a forward that makes a different number of calls than the traced one fails
+    loudly instead of mixing up the sites. The count belongs to the thread and to the
+    parent's forward that is running (not to the module), so threads may share the model,
+    and a parent's forward re-run by ``torch.utils.checkpoint`` in the backward pass counts
+    afresh. A call from outside a forward of the parent (e.g. a checkpoint around only
+    *part* of the parent's forward, re-run without the parent) is an error: it cannot tell
+    which site it is.
 
     Args:
         sites: the activations, in call order.
@@ -77,10 +107,6 @@ class CallSites(nn.Module):
         self.sites = nn.ModuleList(sites)
         self.path = path
         self.parent = parent
-        self.calls = 0
-
-    def reset(self) -> None:
-        self.calls = 0
 
     def _mismatch(self, calls: str) -> RuntimeError:
         return RuntimeError(
@@ -90,16 +116,21 @@ class CallSites(nn.Module):
             "of calls does not depend on the input or on train/eval mode."
         )
 
-    def check(self) -> None:
-        if self.calls != len(self.sites):
-            raise self._mismatch(str(self.calls))
-
     def forward(self, x: Tensor) -> Tensor:
-        if self.calls >= len(self.sites):
+        counts = _RUNNING.counts.get(id(self))
+        if not counts:
+            raise RuntimeError(
+                f"{self.path!r} holds one activation per call within a forward of "
+                f"{self.parent}, but was called outside one (directly, or by a "
+                "torch.utils.checkpoint around only part of that forward, re-run in the "
+                "backward pass without it), so its call site is unknown. Call the parent "
+                "module, or checkpoint all of it."
+            )
+        i = counts[-1]
+        if i >= len(self.sites):
             raise self._mismatch("more than " + str(len(self.sites)))
-        site = self.sites[self.calls]
-        self.calls += 1
-        return site(x)
+        counts[-1] = i + 1
+        return self.sites[i](x)
 
     def extra_repr(self) -> str:
         return f"path={self.path!r}"
@@ -107,7 +138,8 @@ class CallSites(nn.Module):
 
 # The parent's hooks are instances of top-level classes, not closures, so that the model
 # still pickles (torch.save of the whole model) and deep-copies (EMA copies); they find
-# their CallSites by attribute name, which stays right in any copy.
+# their CallSites by attribute name, which stays right in any copy. (The class names are
+# kept from when the count lived on the module: whole models pickled then still load.)
 class _CallSitesHook:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
@@ -120,15 +152,38 @@ class _CallSitesHook:
 
 
 class _ResetCallSites(_CallSitesHook):
+    """Pre-hook: a fresh count, at 0, for this forward of the parent in this thread."""
+
     def __call__(self, module: nn.Module, args: Any) -> None:
         for sites in self._sites(module):
-            sites.reset()
+            _RUNNING.counts.setdefault(id(sites), []).append(0)
 
 
 class _CheckCallSites(_CallSitesHook):
+    """Forward hook, registered with ``always_call=True``: ends this forward's count and,
+    unless the forward raised, checks it.
+
+    It must run even when the forward raised, or the count would stay on the stack, and an
+    outer forward of the same parent would then use it. ``torch.utils.checkpoint`` (non-
+    reentrant) raises on purpose inside the re-run forward once it has recomputed what it
+    needs. Torch passes ``output=None`` then; the check is skipped so that the exception
+    that is on its way out is not masked.
+    """
+
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        raising = output is None and sys.exc_info()[0] is not None
+        error = None
         for sites in self._sites(module):
-            sites.check()
+            counts = _RUNNING.counts.get(id(sites))
+            if not counts:  # the pre-hook never ran: an earlier pre-hook raised
+                continue
+            calls = counts.pop()
+            if not counts:
+                del _RUNNING.counts[id(sites)]
+            if error is None and not raising and calls != len(sites.sites):
+                error = sites._mismatch(str(calls))  # raised once every count is ended
+        if error is not None:
+            raise error
 
 
 @dataclass(frozen=True)
@@ -628,5 +683,7 @@ def _install_hooks(sites: dict[_Slot, list[tuple[int, int]]]) -> None:
         if len(specs) > 1:
             by_parent.setdefault(slot.parent, []).append(slot.name)
     for parent, names in by_parent.items():
-        parent.register_forward_pre_hook(_ResetCallSites(names))
-        parent.register_forward_hook(_CheckCallSites(names))
+        # First among the parent's pre-hooks, so that a later one that raises still finds
+        # the count started that the always-called forward hook ends.
+        parent.register_forward_pre_hook(_ResetCallSites(names), prepend=True)
+        parent.register_forward_hook(_CheckCallSites(names), always_call=True)
