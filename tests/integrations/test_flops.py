@@ -194,3 +194,46 @@ def test_cli(capsys):
     assert "1x28x28" in capsys.readouterr().out
     assert main(["flops", "no_such_model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_a_batch_of_inputs_is_counted_per_image():
+    # Issue "every bad input, round two": a batch of 2 reported twice one image's MACs.
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), revact.DyReLUB(8), nn.Flatten(), nn.Linear(288, 4))
+    one = count_flops(model, (3, 8, 8))
+    two = count_flops(model, inputs=torch.randn(2, 3, 8, 8))
+    assert two.input_size == one.input_size == (3, 8, 8)
+    assert two.as_dict() == pytest.approx(one.as_dict())
+    assert [r.macs for r in two.rows] == pytest.approx([r.macs for r in one.rows])
+    assert [r.calls for r in two.rows] == [r.calls for r in one.rows]
+    assert count_flops(model, inputs=(torch.randn(3, 3, 8, 8),)).macs == pytest.approx(one.macs)
+
+
+_CONV = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+
+
+@pytest.mark.parametrize(("input_size", "error", "match"), [
+    ((1, 3, 16, 16), ValueError, r"without the batch axis.*takes 4-D batches.*3 sizes per "
+                                 r"image; got 4"),
+    ((3, 16), ValueError, r"input_size=\(3, 16\).*takes 4-D batches.*got 2"),
+    ((3, 0, 0), ValueError, r"every size at least 1; got \(3, 0, 0\)"),
+    ((3.5, 16, 16), TypeError, r"in whole numbers; got \(3.5, 16, 16\)"),
+    (torch.tensor([3, 16, 16]), TypeError, r"got a tensor \(pass a batch of images as inputs="),
+    ("3,16,16", TypeError, r"e.g. \(3, 224, 224\); got str"),
+    ((4, 16, 16), ValueError, r"takes 3 input channels, got 4"),
+], ids=["batch-axis", "too-few", "zero", "float", "tensor", "str", "channels"])
+def test_bad_input_size_is_refused_clearly(input_size, error, match):
+    with pytest.raises(error, match=match):
+        count_flops(_CONV, input_size)
+
+
+def test_bad_inputs_are_refused_clearly():
+    with pytest.raises(TypeError, match="got list first"):
+        count_flops(_CONV, inputs=([torch.zeros(1, 3, 8, 8)],))
+    with pytest.raises(ValueError, match=r"at least one image; got a tensor of shape \(0, 3"):
+        count_flops(_CONV, inputs=torch.zeros(0, 3, 8, 8))
+    with pytest.raises(ValueError, match="exactly one of"):
+        count_flops(_CONV)
+    # The model's own complaint comes through, in one line.
+    with pytest.raises(ValueError, match=r"Sequential failed on a batch of shape \(1, 3, 2, "
+                                         r"2\).*RuntimeError: .*Kernel size can't be greater"):
+        count_flops(_CONV, (3, 2, 2))

@@ -1,6 +1,9 @@
 """ONNX export: every activation, RevCol, a swapped torchvision model and the CLI, each file
 run in ONNX Runtime on another batch size than it was exported with."""
 
+import os
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -156,3 +159,71 @@ def test_cli_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "x.onnx")]) == 2
     with pytest.raises(SystemExit):
         main(["export", "mbv2_tiny", "--input", "1x28x28", "--out", str(tmp_path / "x.onnx")])
+
+
+def test_opset_range_is_stated_and_enforced(tmp_path):
+    from revact.integrations import onnx_commands
+    from revact.integrations.onnx import MAX_OPSET, MIN_OPSET
+
+    # The CLI's range (kept free of a torch import) is the API's, and torch's exporter
+    # goes that high.
+    assert onnx_commands.OPSETS == (MIN_OPSET, MAX_OPSET) == (17, 20)
+    assert MAX_OPSET <= torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    for opset in (21, 99):
+        with pytest.raises(ValueError, match=f"at most 20 .*got {opset}"):
+            export_onnx(nn.ReLU(), torch.randn(1, 4), tmp_path / "r.onnx", opset=opset)
+    with pytest.raises(TypeError, match="opset must be an int"):
+        export_onnx(nn.ReLU(), torch.randn(1, 4), tmp_path / "r.onnx", opset=18.0)
+    assert not (tmp_path / "r.onnx").exists()
+
+
+@pytest.mark.parametrize("opset", [18, 19, 20])
+def test_every_family_exports_up_to_the_highest_opset(opset, tmp_path):
+    # The range MAX_OPSET states: each activation family and RevCol's blocks at each opset.
+    model = nn.Sequential(
+        nn.Conv2d(3, C, 3, padding=1), revact.create_act("dyrelu_b", channels=C, k=3),
+        revact.create_act("dyrelu_c", channels=C), revact.MetaAcon(C, r=2),
+        revact.AconC(C), revact.create_act("swish"),
+        revact.RevCol((C, C, C, C), (1, 1, 1, 1), 2, in_chans=C, num_classes=4),
+    )
+    result = export_onnx(model, torch.randn(1, 3, 32, 32), tmp_path / "m.onnx", opset=opset)
+    assert result.max_abs_diff <= 1e-4
+    assert onnx.load(str(result.path)).opset_import[0].version == opset
+
+
+@pytest.mark.parametrize(("sample", "error", "match"), [
+    (3, TypeError, "must be a tensor with a batch axis.*got int"),
+    ([torch.randn(1, 3, 8, 8)], TypeError, "must be a tensor with a batch axis.*got list"),
+    (torch.randint(0, 5, (1, 3, 8, 8)), TypeError, "floating-point tensor.*got torch.int64"),
+    (torch.randn(3, 8, 8), ValueError, r"needs a batch axis.*got shape \(3, 8, 8\)"),
+    (torch.tensor(1.0), ValueError, r"needs a batch axis.*got shape \(\)"),
+    (torch.randn(1, 4, 8, 8), ValueError, "takes 3 input channels, got 4"),
+], ids=["int", "list", "int-tensor", "no-batch-axis", "scalar", "channels"])
+def test_bad_samples_are_refused_clearly(sample, error, match, tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    with pytest.raises(error, match=match):
+        export_onnx(model, sample, tmp_path / "m.onnx")
+
+
+def test_unwritable_paths_are_refused_before_exporting(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(NotADirectoryError, match=f"{afile} is a file, not a folder"):
+        export_onnx(nn.ReLU(), torch.randn(1, 4), afile / "sub" / "r.onnx")
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        export_onnx(nn.ReLU(), torch.randn(1, 4), tmp_path)
+    if os.path.isdir("/proc/self"):  # Linux: takes no new files, even from root
+        with pytest.raises(OSError, match="/proc takes no new files"):
+            export_onnx(nn.ReLU(), torch.randn(1, 4), "/proc/revact-test.onnx")
+
+
+def test_revcol_export_warns_nothing(tmp_path, recwarn):
+    # The tracer's warning on RevCol's input-size check (benign: only the batch axis is
+    # dynamic) is silenced at its source; padding a small input (torch's own pad symbolic)
+    # adds nothing either.
+    warnings.simplefilter("always")
+    model = revact.RevCol((8, 16, 32, 64), (1, 1, 1, 1), 2, num_classes=10, in_chans=1,
+                          pad_small_inputs=True)
+    export_onnx(model, torch.randn(1, 1, 28, 28), tmp_path / "small.onnx")
+    export_onnx(model, torch.randn(1, 1, 32, 32), tmp_path / "exact.onnx")
+    assert [str(w.message) for w in recwarn] == []

@@ -117,6 +117,28 @@ def build(spec: str, channels: int) -> nn.Module | Callable[[Tensor], Tensor]:
         raise ValueError(f"{spec!r}: {e}") from None
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``: the CPU, or a CUDA device this machine has.
+
+    Raises:
+        ValueError: not a device name, not cpu or cuda, or CUDA (that index) unavailable.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be cpu or cuda[:N], got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda[:N], got {device!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: CUDA is not available here "
+                             f"(torch.cuda.is_available() is False); use cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
+    return dev
+
+
 def run_activation_bench(
     names: list[str],
     shape: tuple[int, ...] = (32, 64, 56, 56),
@@ -131,8 +153,16 @@ def run_activation_bench(
     ``progress`` is called with each activation's name once its row is done.
 
     Raises:
-        ValueError: a bad name or option, before anything is timed.
+        ValueError: a bad name or option, a shape that is not N,C,L or N,C,H,W of sizes
+            at least 1, ``repeats`` below 1, or a device this machine lacks, before
+            anything is timed.
     """
+    shape = tuple(shape)
+    if len(shape) not in (3, 4) or not all(isinstance(n, int) and n >= 1 for n in shape):
+        raise ValueError(f"shape must be N,C,L or N,C,H,W, every size at least 1; got {shape}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    device = check_device(device)
     modules = [build(name, shape[1]).to(device) for name in names]
     x = torch.randn(shape, device=device, requires_grad=True)
     relu_s = time_fwd_bwd(torch.relu, x, repeats)

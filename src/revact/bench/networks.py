@@ -20,10 +20,13 @@ Memory is measured once per variant, outside the timing:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -37,7 +40,7 @@ from revact.bench.memory import peak_step_mib, saved_tensor_mib
 NETS = ("mobilenet_v2", "resnet18", "compact")
 MODES = ("eager", "pytorch", "fused", "compiled")
 DEFAULT_NET_ACTS = "dyrelu_b,acon_c,meta_acon,dyrelu_c"
-# (batch, channels, height, width) of each network's input, and its own activation.
+# (batch, channels, height, width) of each network's default input, and its own activation.
 NET_INPUT = {
     "mobilenet_v2": ((16, 3, 112, 112), "relu6"),
     "resnet18": ((16, 3, 112, 112), "relu"),
@@ -58,27 +61,48 @@ class NetRow:
     peak_ratio: float = 1.0
 
 
-def build_net(net: str, act: str | None, seed: int = 0) -> nn.Module:
-    """``net`` with its own activation (``act=None``) or with every activation call site
-    swapped for ``act`` (a name with optional ``:key=value`` options). The weights the
-    variants share with the baseline are the same for the same ``seed``.
+def net_shape(net: str, shape: Sequence[int] | None = None) -> tuple[int, int, int, int]:
+    """The input shape a network is timed on: ``shape``, or its default (:data:`NET_INPUT`).
 
     Raises:
-        ValueError: unknown network or activation.
+        ValueError: unknown network; ``shape`` not four sizes (N, C, H, W) of at least 1,
+            or with other channels than a torchvision network's 3.
     """
     if net not in NETS:
         raise ValueError(f"unknown network {net!r}; choose from {', '.join(NETS)}")
+    if shape is None:
+        return NET_INPUT[net][0]
+    shape = tuple(shape)
+    if len(shape) != 4 or not all(isinstance(s, int) and s >= 1 for s in shape):
+        raise ValueError(f"a network's input shape is N,C,H,W, every size at least 1; got "
+                         f"{','.join(map(str, shape))}")
+    if net != "compact" and shape[1] != 3:
+        raise ValueError(f"{net} takes 3 input channels (torchvision's), got {shape[1]}")
+    return shape
+
+
+def build_net(net: str, act: str | None, seed: int = 0,
+              shape: Sequence[int] | None = None) -> nn.Module:
+    """``net`` with its own activation (``act=None``) or with every activation call site
+    swapped for ``act`` (a name with optional ``:key=value`` options). The weights the
+    variants share with the baseline are the same for the same ``seed``. ``shape`` is the
+    input (N, C, H, W; default :data:`NET_INPUT`'s): the compact network takes its channels.
+
+    Raises:
+        ValueError: unknown network or activation, or a bad shape (see :func:`net_shape`).
+    """
+    shape = net_shape(net, shape)
     torch.manual_seed(seed)
-    shape = NET_INPUT[net][0]
     if net == "compact":
         from revact.activations.create_act import create_act
         from revact.models import mbv2
 
-        base = mbv2()
+        base = mbv2(in_chans=shape[1])
         if act is None:
             return base
         name, kwargs = parse_act_string(act)
-        model = mbv2(act_layer=lambda channels: create_act(name, channels=channels, **kwargs))
+        model = mbv2(in_chans=shape[1],
+                     act_layer=lambda channels: create_act(name, channels=channels, **kwargs))
         model.load_state_dict(base.state_dict(), strict=False)  # the shared layers
         return model
     import torchvision
@@ -90,6 +114,28 @@ def build_net(net: str, act: str | None, seed: int = 0) -> nn.Module:
         name, kwargs = parse_act_string(act)
         swap_activations(model, name, sample=torch.zeros(1, *shape[1:]), **kwargs)
     return model
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to the null device meanwhile.
+
+    ``torch.profiler`` (behind :func:`~revact.bench.memory.peak_step_mib`) has its native
+    logger (Kineto) print ``profiler_start`` / ``profiler_stop`` lines and, without a GPU,
+    ``gpuGetDeviceCount failed``, and c10 warns that blocks allocated before profiling
+    started will miss their free events (expected here: the step frees the previous
+    gradients). None of it is about the measurement; Python's own ``sys.stderr`` is
+    redirected inside ``peak_step_mib`` already, but these bypass it.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class _Step:
@@ -119,22 +165,32 @@ def run_net_bench(
     modes: tuple[str, ...] = MODES,
     warmup: int = 2,
     progress: Callable[[str, list[NetRow]], None] | None = None,
+    shape: Sequence[int] | None = None,
 ) -> list[NetRow]:
     """Rows for the network's own activation and each of ``acts``; see the module docstring.
 
     ``progress(mode, rows)`` is called as each mode finishes (compiling a mode can take
-    minutes), with the rows measured so far.
+    minutes), with the rows measured so far. ``shape`` is the input, (N, C, H, W); default:
+    :data:`NET_INPUT`'s.
 
     Raises:
-        ValueError: unknown network, mode or activation (before anything is timed).
+        ValueError: unknown network, mode or activation, ``repeats`` below 1 or
+            ``warmup`` below 0, a bad ``shape`` or one the network fails on (before
+            anything is timed).
     """
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
-    shape, own = NET_INPUT[net] if net in NET_INPUT else (None, None)
-    base = build_net(net, None)
+    if not modes:
+        raise ValueError(f"no mode to time; choose from {', '.join(MODES)}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be at least 1 and warmup at least 0, got {repeats} "
+                         f"and {warmup}")
+    shape = net_shape(net, shape)
+    own = NET_INPUT[net][1]
+    base = build_net(net, None, shape=shape)
     try:
-        variants = [build_net(net, a) for a in acts]
+        variants = [build_net(net, a, shape=shape) for a in acts]
     except TypeError as e:  # an option the constructor does not take
         raise ValueError(str(e)) from None
     # The same starting weights per mode: each mode steps its own copies.
@@ -145,10 +201,16 @@ def run_net_bench(
     y = torch.randint(0, 10, (shape[0],), generator=gen)
     rows = [NetRow(n) for n in names]
     for row, model in zip(rows, pristine, strict=True):
-        row.saved_mib = saved_tensor_mib(model, x)
+        try:
+            row.saved_mib = saved_tensor_mib(model, x)
+        except (RuntimeError, ValueError) as e:  # e.g. BatchNorm on one value per channel
+            lines = str(e).strip().splitlines()
+            raise ValueError(f"{net} ({row.name}) failed on a batch of shape {shape}: "
+                             f"{lines[0] if lines else type(e).__name__}") from e
         step = _Step(copy.deepcopy(model), x, y, compiled=False)
         step()
-        row.peak_mib = peak_step_mib(step)
+        with _native_stderr_silenced():
+            row.peak_mib = peak_step_mib(step)
         row.saved_ratio = row.saved_mib / rows[0].saved_mib
         row.peak_ratio = row.peak_mib / rows[0].peak_mib
     for mode in modes:

@@ -8,7 +8,8 @@ DY-ReLU's hyper-function and ACON's gates cost. :func:`count_flops` counts them,
 
 **MACs, not FLOPs.** Every number here is in multiply-accumulates (MACs, "MAdds" in the
 DY-ReLU and MobileNet papers). thop's and Ultralytics' "GFLOPs" and ``FlopCounterMode`` are
-FLOPs = 2 × MACs. All counts are per image (the model runs once on a batch of one).
+FLOPs = 2 × MACs. All counts are per image (the model runs once on a batch of one, or on
+the batch given as ``inputs``, whose totals are divided by its size).
 
 Rules, per call of each module (a module called three times is counted three times; a module
 shared by several parents is counted once per call):
@@ -51,6 +52,7 @@ so an activation's whole cost is ``act_macs + hyper_macs``.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -318,12 +320,14 @@ class _Counter(torch.overrides.TorchFunctionMode):
                 self._add(self.stack[-1], macs, 0.0, calls=0)
         return y
 
-    def report(self, input_size: tuple[int, ...]) -> FlopReport:
-        rows = tuple(FlopRow(self.names[m], type(m).__name__, int(calls), layers, act, hyper > 0)
+    def report(self, input_size: tuple[int, ...], images: int = 1) -> FlopReport:
+        """The counts divided by ``images``, the batch size they were counted on."""
+        rows = tuple(FlopRow(self.names[m], type(m).__name__, int(calls), layers / images,
+                             act / images, hyper > 0)
                      for m, (calls, layers, act, hyper) in self.rows.items())
         layer = sum(r.layer_macs for r in rows)
         act = sum(r.act_macs for r in rows)
-        hyper = sum(row[3] for row in self.rows.values())
+        hyper = sum(row[3] for row in self.rows.values()) / images
         return FlopReport(layer + act, layer, act, hyper, rows, input_size)
 
     def remove(self) -> None:
@@ -339,11 +343,23 @@ def count_flops(
 
     Args:
         model: any ``nn.Module``; run once in eval mode, its modes restored afterwards.
-        input_size: shape of one input without the batch axis, e.g. ``(3, 224, 224)``.
-        inputs: instead of ``input_size``, the positional input(s) of a batch of one.
+        input_size: shape of one input without the batch axis, e.g. ``(3, 224, 224)``
+            (positive whole numbers); the model runs on a batch of one.
+        inputs: instead of ``input_size``, the positional input(s) of a batch: a tensor, or
+            a tuple whose first item is a tensor with the batch axis first. A batch of N
+            images is counted once and every figure divided by N, so the report is per
+            image whatever the batch size (every rule is a sum over images).
 
     Returns:
-        A :class:`FlopReport`; ``print(report.table())`` shows the per-module breakdown.
+        A :class:`FlopReport` per image; ``print(report.table())`` shows the per-module
+        breakdown.
+
+    Raises:
+        TypeError: ``input_size`` is not a sequence of whole numbers (a tensor belongs in
+            ``inputs``), or ``inputs`` holds no tensor first.
+        ValueError: both or neither of ``input_size`` and ``inputs``; a size below 1; an
+            empty batch; or the model failed on the input (the message says what its first
+            convolution takes, e.g. when ``input_size`` includes the batch axis).
 
     Example::
 
@@ -353,24 +369,56 @@ def count_flops(
     if (input_size is None) == (inputs is None):
         raise ValueError("count_flops needs exactly one of input_size and inputs")
     if inputs is None:
+        input_size = _check_input_size(input_size)
         p = next(model.parameters(), None)
         device = p.device if p is not None else None
         dtype = p.dtype if p is not None and p.is_floating_point() else None
         inputs = torch.zeros(1, *input_size, device=device, dtype=dtype)
+        given = f"input_size={input_size} (one image's shape, without the batch axis)"
+    else:
+        given = "inputs"
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    first = inputs[0] if inputs else None
+    if not isinstance(first, Tensor):
+        raise TypeError(f"inputs must be a tensor, or a tuple whose first item is a tensor, "
+                        f"with the batch axis first; got {type(first).__name__} first")
+    if first.dim() < 1 or first.shape[0] < 1:
+        raise ValueError(f"inputs needs a batch axis first with at least one image; got a "
+                         f"tensor of shape {tuple(first.shape)}")
+    images = first.shape[0]
     if input_size is None:
-        input_size = tuple(inputs[0].shape[1:])
+        input_size = tuple(first.shape[1:])
     modes = {m: m.training for m in model.modules()}
     counter = _Counter(model)
     try:
         model.eval()
         with counter:
             model(*inputs)
+    except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as e:
+        from revact.integrations.resolve import input_error
+
+        raise input_error(model, first.shape, e, given) from e
     finally:
         counter.remove()
         for m, training in modes.items():
             m.training = training
-    return counter.report(tuple(input_size))
+    return counter.report(tuple(input_size), images)
+
+
+def _check_input_size(input_size: Any) -> tuple[int, ...]:
+    """``input_size`` as a tuple of positive ints, or a TypeError / ValueError saying why not."""
+    expected = "input_size is one image's shape without the batch axis, e.g. (3, 224, 224)"
+    if isinstance(input_size, Tensor):
+        raise TypeError(f"{expected}; got a tensor (pass a batch of images as inputs=)")
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, Sequence):
+        raise TypeError(f"{expected}; got {type(input_size).__name__} {input_size!r}")
+    try:
+        size = tuple(operator.index(s) for s in input_size)  # ints only: no 3.5, no "3"
+    except TypeError:
+        raise TypeError(f"{expected}, in whole numbers; got {tuple(input_size)!r}") from None
+    if not size or min(size) < 1:
+        raise ValueError(f"{expected}, every size at least 1; got {size!r}")
+    return size
 
 
 def count_macs(model: nn.Module, input_size: Sequence[int]) -> dict[str, float]:

@@ -15,19 +15,16 @@ examples:
   revact flops timm:resnet18 --input 3,160,160
   revact flops mbv2 --input 1,28,28 --act acon_c      # a revact reference network
   revact flops yolov8n-dyrelu_b.yaml                 # Ultralytics YAML (shipped or a path) or .pt
+  revact flops revcol_tiny --input 3,28,28 --pad-small-inputs
 
 MODEL is a revact model (revact.models.list_models()), a torchvision classification model
-(torchvision.models.list_models()), timm:NAME, or an Ultralytics .yaml/.pt. Counts are MACs
-per image; GFLOPs = 2 x MACs, the unit thop and Ultralytics print. The rules (which
-element-wise maths each activation costs) are in revact.integrations.flops.
+(torchvision.models.list_models()), timm:NAME, or an Ultralytics .yaml/.pt (a shipped YAML
+takes the scale letters n, s, m, l, x: yolov8l-revcol_t.yaml). --input is one image's shape
+without the batch axis, as many sizes as the model's first convolution takes (C,H,W for
+2-D ones); RevCol needs 32x32 or more unless --pad-small-inputs. Counts are MACs per image;
+GFLOPs = 2 x MACs, the unit thop and Ultralytics print. The rules (which element-wise maths
+each activation costs) are in revact.integrations.flops.
 """
-
-
-def _in_channels(model) -> int:  # noqa: ANN001 - any nn.Module; torch imported on use
-    from torch import nn
-
-    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
-    return conv.in_channels if conv is not None else 3
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -35,19 +32,30 @@ def _run(args: argparse.Namespace) -> int:
 
     from revact.activations.create_act import parse_act_string
     from revact.integrations.flops import count_flops
-    from revact.integrations.resolve import load_model
+    from revact.integrations.resolve import (
+        check_input_size,
+        first_conv,
+        load_model,
+        pad_small_inputs,
+    )
     from revact.integrations.swap import swap_activations
 
     try:
         model, side = load_model(args.model, in_chans=args.input[0] if args.input else None)
-        size = args.input or (_in_channels(model), side, side)
+        if args.input:
+            size = args.input
+            check_input_size(model, size)
+        else:
+            conv = first_conv(model)
+            size = (conv.in_channels if conv is not None else 3, side, side)
+        pad_small_inputs(model, size, args.pad_small_inputs)
         if args.act:
             name, kwargs = parse_act_string(args.act)
             swap_activations(model, name, sample=torch.zeros(1, *size), **kwargs)
+        report = count_flops(model, size)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = count_flops(model, size)
     print(report.table() if args.table else report.summary())
     return 0
 
@@ -68,4 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--act", metavar="NAME[:key=value]",
                         help="swap every activation for this one first (revact.swap_activations)")
     parser.add_argument("--table", action="store_true", help="print the per-module breakdown")
+    parser.add_argument("--pad-small-inputs", action="store_true",
+                        help="RevCol models: zero-pad inputs under 32x32 to 32 (RevCol's "
+                             "pad_small_inputs=True) instead of refusing them")
     parser.set_defaults(func=_run)

@@ -20,7 +20,9 @@ be removed from torch, ``dynamo=True`` with ``dynamic_shapes`` is the replacemen
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,11 +32,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx"]
+__all__ = ["MAX_OPSET", "MIN_OPSET", "OnnxExport", "export_onnx", "run_onnx"]
 
 #: The lowest opset accepted: 17 brings ``LayerNormalization`` (RevCol's ConvNeXt blocks),
 #: exported otherwise as a chain of reductions.
 MIN_OPSET = 17
+#: The highest opset accepted: the TorchScript exporter's highest (torch's
+#: ``ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET``, 20 up to torch 2.14 at least; above it torch only
+#: warns and writes a file of the opset it knows), and the highest every revact activation
+#: and RevCol were exported and checked in ONNX Runtime with (tests/integrations/test_onnx.py).
+MAX_OPSET = 20
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,9 @@ def export_onnx(
             list, tuple or dict of tensors, such as RevCol's ``features_only`` maps.
         sample: an example input, e.g. ``torch.randn(1, 3, 224, 224)``; its shape except
             the batch axis is fixed in the file.
-        path: where to write the ``.onnx`` file (parent folders are created).
-        opset: ONNX opset, at least 17; the exporter supports up to 20. Default: 17
+        path: where to write the ``.onnx`` file (parent folders are created); checked to be
+            writable before anything is exported.
+        opset: ONNX opset, :data:`MIN_OPSET` (17) to :data:`MAX_OPSET` (20). Default: 17
         dynamic_batch: make axis 0 of the input and of every output dynamic. Default: True
         check: run the file in ONNX Runtime and compare with PyTorch. Default: True
         atol: largest absolute difference the check accepts. Default: 1e-4
@@ -90,7 +98,12 @@ def export_onnx(
         An :class:`OnnxExport` with the path, opset and the check's difference.
 
     Raises:
-        ValueError: ``opset`` below 17 or ``sample`` without a batch axis.
+        TypeError: ``sample`` is not a tensor (a number, a list), or, with ``check``, not a
+            floating-point one (the check draws random inputs of its dtype).
+        ValueError: ``opset`` outside 17-20; ``sample`` without a batch axis (a scalar, or
+            one dimension fewer than the model's first convolution takes); the model
+            failed on ``sample`` or on the check's batch (the message says why).
+        OSError: ``path`` cannot be written (a folder, under a file, a read-only place).
         RuntimeError: the check found a difference above ``atol``.
 
     Example::
@@ -101,17 +114,35 @@ def export_onnx(
         >>> result.max_abs_diff < 1e-4
         True
     """
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset must be at least {MIN_OPSET}, got {opset}")
-    if sample.dim() < 1:
-        raise ValueError("sample needs a batch axis, e.g. torch.randn(1, 3, 224, 224)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from revact.integrations.resolve import first_conv, input_error
+
+    if isinstance(opset, bool) or not isinstance(opset, int):
+        raise TypeError(f"opset must be an int from {MIN_OPSET} to {MAX_OPSET}, got {opset!r}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must be at least {MIN_OPSET} and at most {MAX_OPSET} (the "
+                         f"TorchScript exporter's highest), got {opset}")
+    example = "e.g. torch.randn(1, 3, 224, 224)"
+    if not isinstance(sample, Tensor):
+        raise TypeError(f"sample must be a tensor with a batch axis, {example}; got "
+                        f"{type(sample).__name__}")
+    if check and not sample.is_floating_point():
+        raise TypeError(f"sample must be a floating-point tensor, {example}, for the check "
+                        f"draws random inputs of its dtype; got {sample.dtype} (or pass "
+                        f"check=False)")
+    conv = first_conv(model)
+    if sample.dim() < 1 or (conv is not None and sample.dim() == conv.weight.dim() - 1):
+        raise ValueError(f"sample needs a batch axis, {example}; got shape "
+                         f"{tuple(sample.shape)} (sample.unsqueeze(0) adds one)")
+    path = _writable(Path(path))
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
-            n_outputs = len(list(_tensors(model(sample))))
+            try:
+                out = model(sample)
+            except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as e:
+                raise input_error(model, sample.shape, e, "sample") from e
+            n_outputs = len(list(_tensors(out)))
         output_names = ["output"] if n_outputs == 1 else [f"output{i}" for i in range(n_outputs)]
         batch_axes = {name: {0: "batch"} for name in ["input", *output_names]}
         with warnings.catch_warnings():
@@ -119,6 +150,10 @@ def export_onnx(
             warnings.filterwarnings("ignore", "You are using the legacy TorchScript",
                                     DeprecationWarning)
             warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
+            # torch's own symbolic for F.pad (RevCol's pad_small_inputs) reverses the pad
+            # list with a step -1 Slice, which constant folding skips: the Slice stays in
+            # the graph and runs in ONNX Runtime, with the same result (checked below).
+            warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
             torch.onnx.export(
                 model, (sample,), str(path), dynamo=False, opset_version=opset,
                 input_names=["input"], output_names=output_names,
@@ -131,7 +166,12 @@ def export_onnx(
         generator = torch.Generator().manual_seed(0)
         x = torch.randn((batch, *sample.shape[1:]), generator=generator, dtype=sample.dtype)
         with torch.no_grad():
-            expected = [t.detach().cpu() for t in _tensors(model(x.to(sample.device)))]
+            try:
+                out = model(x.to(sample.device))
+            except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as e:
+                raise input_error(model, x.shape, e, "the check's batch (sample's shape, "
+                                  "another batch size)") from e
+            expected = [t.detach().cpu() for t in _tensors(out)]
     finally:
         for m, training in modes.items():
             m.train(training)
@@ -144,6 +184,30 @@ def export_onnx(
             f"(tolerance {atol:g}) on a batch of {batch}: {path}"
         )
     return OnnxExport(path, opset, dynamic_batch, batch, diff)
+
+
+def _writable(path: Path) -> Path:
+    """``path`` once its folder exists and takes a new file; an OSError saying why not."""
+    where = f"cannot write the ONNX file {path}"
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{where}: it is a folder")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{where}: {above} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise PermissionError(errno.EACCES, "the file is read-only")
+        else:  # a file beside it: some folders take no new files, even from root (/proc)
+            try:
+                tempfile.TemporaryFile(dir=path.parent).close()
+            except OSError as e:
+                e.strerror = f"{path.parent} takes no new files ({e.strerror or e})"
+                raise
+    except OSError as e:
+        raise type(e)(e.errno, f"{where}: {e.strerror or e}") from None
+    return path
 
 
 def run_onnx(path: str | os.PathLike, x: Tensor, threads: int | None = None) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -287,6 +288,16 @@ class RevCol(nn.Module):
     def _fit_input(self, x: Tensor) -> Tensor:
         """``x`` padded to the 32-pixel minimum where allowed; an error where not."""
         h, w = x.shape[-2:]
+        if torch.jit.is_tracing():
+            # The TorchScript tracer (ONNX export) records H and W as tensors, and comparing
+            # them below would warn (TracerWarning) that the branch and the pad widths are
+            # fixed to the traced size. That is benign: the graph only keeps them for the
+            # traced H and W, and revact.export_onnx makes only the batch axis dynamic, so
+            # every input the file accepts has that size. (An export with dynamic H and W
+            # of a model that pads must trace at the smallest size it will run on.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                h, w = int(h), int(w)
         if h >= MIN_INPUT_SIZE and w >= MIN_INPUT_SIZE:
             return x
         if not self.pad_small_inputs:
