@@ -142,7 +142,7 @@ def test_errors_say_what_is_wrong(tmp_path, data_dir):
     with pytest.raises(ValueError, match="smaller than the largest item"):
         write_detection_dataset(tmp_path / "a", data_dir=data_dir, imgsz=64, download=False)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(FileExistsError, match="existing file"):
+    with pytest.raises(ValueError, match="existing file"):
         write_detection_dataset(tmp_path / "file", data_dir=data_dir, download=False)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
@@ -151,7 +151,39 @@ def test_errors_say_what_is_wrong(tmp_path, data_dir):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="apt-get") as info:
         write_detection_dataset(tmp_path / "a", data_dir=tmp_path / "empty", download=False)
-    assert f"Looked in:\n  {tmp_path / 'empty'}" in str(info.value)
+    message = str(info.value)
+    assert f"Looked in:\n  {tmp_path / 'empty'}" in message
+    # detdata has no --data (ImageFolder) option: not offered; the search is listed once
+    assert "--data PATH" not in message and "searched" not in message
+    assert not (tmp_path / "a").exists()  # nothing left behind by a write that did not start
+
+
+def test_sizes_and_places_refused_before_any_work(tmp_path, data_dir, capsys):
+    """Each of these was a traceback (MemoryError, FileNotFoundError) or ran for minutes."""
+    (tmp_path / "file").write_text("x")
+    cases = {
+        ("--imgsz", "100000"): "imgsz must be in [1, 4096]",
+        ("--out", str(tmp_path / "file" / "sub")): "is an existing file",
+        ("--train", "1000000000"): "MiB free (the limit is 90% of it)",
+    }
+    for extra, message in cases.items():
+        argv = ["detdata", "--out", str(tmp_path / "d"), "--data-dir", str(data_dir),
+                "--no-download", "--quiet", *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_size_estimate_is_printed_and_close(tmp_path, data_dir, capsys):
+    from revact.data.detection import estimate_bytes
+
+    out = tmp_path / "det"
+    assert main(["detdata", "--out", str(out), "--train", "12", "--val", "4", "--imgsz", "96",
+                 "--data-dir", str(data_dir), "--no-download"]) == 0
+    assert "about 0.3 MiB" in capsys.readouterr().out
+    written = sum(p.stat().st_size for p in (out / "images").rglob("*.png"))
+    assert 0.5 < written / estimate_bytes(16, 96, "png") < 1.2  # within 20% or above
 
 
 def test_cli_writes_dataset_and_preview(tmp_path, data_dir, capsys):

@@ -28,8 +28,12 @@ train on it:
 
 def _run(args: argparse.Namespace) -> int:
     from revact.data.datasets import DataNotFoundError
-    from revact.data.detection import write_detection_dataset, write_preview
+    from revact.data.detection import estimate_bytes, write_detection_dataset, write_preview
 
+    if not args.quiet:
+        size = estimate_bytes(args.train + args.val, args.imgsz, args.format)
+        print(f"writing {args.train} + {args.val} images of {args.imgsz} px "
+              f"({args.format}, about {size / 2**20:,.1f} MiB) to {args.out}", flush=True)
     start = time.perf_counter()
     try:
         yaml_path = write_detection_dataset(
@@ -61,13 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="data/fmnist-det",
                         help="output folder, created; must be empty unless --overwrite "
-                             "(default: %(default)s)")
+                             "(default: %(default)s). Writing more than 90%% of the free disk "
+                             "space there is refused up front")
     parser.add_argument("--train", type=int, default=2000,
                         help="training images (default: %(default)s)")
     parser.add_argument("--val", type=int, default=400,
                         help="validation images (default: %(default)s)")
     parser.add_argument("--imgsz", type=int, default=160,
-                        help="image side in pixels (default: %(default)s)")
+                        help="image side in pixels, at most 4096 (default: %(default)s)")
     parser.add_argument("--max-objects", type=int, default=4,
                         help="most items per image (default: %(default)s)")
     parser.add_argument("--scale", nargs=2, type=float, default=(0.75, 2.5),
@@ -78,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "smaller box (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     parser.add_argument("--format", choices=("png", "jpg"), default="png",
-                        help="image format; jpg is ~8x smaller (default: %(default)s)")
+                        help="image format; jpg is ~10x smaller at 160 px (default: %(default)s)")
     parser.add_argument("--preview", action="store_true",
                         help="also draw OUT/preview.png: validation images with their boxes")
     parser.add_argument("--overwrite", action="store_true",

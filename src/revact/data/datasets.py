@@ -45,12 +45,14 @@ HOW_TO_GET = (
     "Fashion-MNIST not found. Get it in one of these ways:\n"
     "  * Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist\n"
     f"    (puts the four IDX .gz files in {DEBIAN_FASHION_MNIST_DIR})\n"
-    "  * --data-dir DIR  pointing at a folder holding train-images-idx3-ubyte(.gz),\n"
-    "    train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz), t10k-labels-idx1-ubyte(.gz)\n"
-    "  * with network access, leave --data-dir unset: torchvision downloads it to\n"
-    "    ~/.cache/revact (disable with --no-download)\n"
-    "  * --data PATH     an ImageFolder tree (class sub-folders) of your own images"
+    "  * a folder holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),\n"
+    "    t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz): pass it as --data-dir DIR\n"
+    "    (data_dir= in Python) or set $REVACT_DATA_DIR\n"
+    "  * with network access and no --data-dir: torchvision downloads it to ~/.cache/revact\n"
+    "    (--no-download / download=False turns that off)"
 )
+IMAGE_FOLDER_HINT = ("--data PATH (data= in Python): an ImageFolder tree (class sub-folders) "
+                     "of your own")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -128,6 +130,14 @@ def _cache_dir() -> Path:
     return Path(base) / "revact"
 
 
+def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders :func:`find_fashion_mnist` searches, in order."""
+    if data_dir is not None:
+        return [Path(data_dir)]
+    roots = [Path(p) for p in [os.environ.get("REVACT_DATA_DIR")] if p]
+    return roots + [DEBIAN_FASHION_MNIST_DIR, _cache_dir()]
+
+
 def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> dict[str, Path] | None:
     """Paths of the Fashion-MNIST IDX files, or None.
 
@@ -135,12 +145,7 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> dict[str, P
     searched; otherwise ``$REVACT_DATA_DIR``, the Debian package's folder and the download
     cache, in that order.
     """
-    if data_dir is not None:
-        roots = [Path(data_dir)]
-    else:
-        roots = [Path(p) for p in [os.environ.get("REVACT_DATA_DIR")] if p]
-        roots += [DEBIAN_FASHION_MNIST_DIR, _cache_dir()]
-    for root in roots:
+    for root in search_roots(data_dir):
         for folder in (root, root / "FashionMNIST" / "raw", root / "fashion-mnist"):
             found = _locate(folder)
             if found:
@@ -172,8 +177,9 @@ def load_fashion_mnist(
     if files is None and download and data_dir is None:
         files = _download()
     if files is None:
-        where = f" in {data_dir}" if data_dir is not None else ""
-        raise DataNotFoundError(f"{HOW_TO_GET}\n(searched{where or ' the default places'})")
+        looked = "\n".join(f"  {root}  (and its FashionMNIST/raw, fashion-mnist sub-folders)"
+                           for root in search_roots(data_dir))
+        raise DataNotFoundError(f"{HOW_TO_GET}\nLooked in:\n{looked}")
     try:
         arrays = {k: read_idx(p) for k, p in files.items()}
     except IDXError as e:
@@ -284,7 +290,10 @@ def load_data(
         DataNotFoundError: the data is missing; the message says how to get it.
     """
     if data.lower().replace("_", "-") in ("fashion-mnist", "fmnist", "fashionmnist"):
-        train, test, source = load_fashion_mnist(data_dir, download)
+        try:
+            train, test, source = load_fashion_mnist(data_dir, download)
+        except DataNotFoundError as e:  # here, the user's own images are a way out too
+            raise DataNotFoundError(f"{e}\nOr train on {IMAGE_FOLDER_HINT} images") from None
         name, classes = "fashion-mnist", list(FASHION_MNIST_CLASSES)
     else:
         train, test, classes = load_image_folder(data, image_size)
