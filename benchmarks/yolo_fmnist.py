@@ -7,7 +7,8 @@ mAP50, parameters, GFLOPs with activation maths counted (revact's counter) besid
 Ultralytics' own count (thop, which counts activations as free), training images/s and peak
 resident memory, as mean ± std over seeds.
 
-    python benchmarks/yolo_fmnist.py --out benchmarks/results/yolo_fmnist
+    python benchmarks/yolo_fmnist.py                    # writes runs/yolo_fmnist
+    python benchmarks/yolo_fmnist.py --out benchmarks/results/yolo_fmnist  # the recorded run
     python benchmarks/yolo_fmnist.py --epochs 2 --train 128 --val 64 --seeds 0 --out /tmp/y  # smoke
 """
 
@@ -151,9 +152,20 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace, command: st
     return "\n".join(lines) + "\n"
 
 
+#: Where results go without --out: a scratch folder, never the committed results.
+DEFAULT_OUT = Path("runs/yolo_fmnist")
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/yolo_fmnist"))
+    keys = "\n".join(f"  {name!r:32} {model}" for name, model in MODELS.items())
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"--models keys (comma-separated, quoted in a shell, e.g. --models "
+               f"'yolov8n (SiLU),yolov8n + ACON-C'):\n{keys}")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"output folder (default {DEFAULT_OUT}; the recorded results were "
+                        "written with --out benchmarks/results/yolo_fmnist)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--train", type=int, default=600)
     p.add_argument("--val", type=int, default=150)
@@ -161,11 +173,16 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="comma-separated names from the list below (default: all of them)")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "DATA", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--speed-only", action="store_true",
                    help="only the paired training-step ratios (added to results.md if present)")
     args = p.parse_args()
+    unknown = [n for n in args.models.split(",") if n not in MODELS]
+    if unknown:
+        p.error(f"--models: unknown {', '.join(map(repr, unknown))}; choose from "
+                f"{', '.join(map(repr, MODELS))}")
     args.out = args.out.resolve()
     if args.one:
         model, data, seed = args.one

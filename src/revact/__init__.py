@@ -2,7 +2,16 @@
 
 Activations (classic, ACON / Meta-ACON, DY-ReLU A/B/C) usable by name or class,
 the RevCol reversible-column backbone, and tools to compare them fairly.
+
+Importing revact registers it with timm and Ultralytics once they are imported (never
+importing them itself): a one-shot ``sys.meta_path`` finder waits for each, and
+Ultralytics' registration adds a global module-registration hook. Set
+``REVACT_NO_IMPORT_HOOKS=1`` to install nothing at import; then call
+``revact.integrations.ultralytics.register()`` and ``revact.integrations.timm.register()``
+yourself.
 """
+
+import os as _os
 
 from revact.activations import (
     AconA,
@@ -43,9 +52,11 @@ from revact.revcol import (
 __version__ = "0.1.0"
 
 # As soon as both packages are imported (revact imports neither): Ultralytics' YAML parser
-# learns revact's layer names, timm learns revcol_tiny ... revcol_xlarge.
-_call_after_import("ultralytics.nn.tasks", _ultralytics.register)
-_call_after_import("timm", _timm.register)
+# learns revact's layer names, timm learns revcol_tiny ... revcol_xlarge. Opt out with
+# REVACT_NO_IMPORT_HOOKS=1 (any value but "", "0", "false", "no").
+if _os.environ.get("REVACT_NO_IMPORT_HOOKS", "").strip().lower() in ("", "0", "false", "no"):
+    _call_after_import("ultralytics.nn.tasks", _ultralytics.register)
+    _call_after_import("timm", _timm.register)
 
 __all__ = [
     "AconA",

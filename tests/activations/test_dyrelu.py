@@ -152,3 +152,42 @@ def test_residual_ranges_can_be_changed_after_construction(rng):
     with torch.no_grad():
         y = m(x).numpy()
     np.testing.assert_allclose(y, _reference(m, x.numpy()), rtol=1e-10, atol=1e-12)
+
+
+def test_ranges_are_floats_and_coefficient_maps_derived_on_use(rng):
+    """λ are Python floats; offset and slope are no buffers (no _apply override), built
+    once per dtype/device, float64-exact after .double(), and old pickles still load."""
+    import io
+
+    m = DyReLUB(6, lambda_a=0.7, lambda_b=0.3)
+    assert type(m)._apply is torch.nn.Module._apply
+    assert isinstance(m.lambda_a, float) and isinstance(m.lambda_b, float)
+    assert dict(m.named_buffers()) == {} and set(m.state_dict()) == {
+        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    cpu = torch.device("cpu")
+    offset, slope = m._affine_map(torch.float32, cpu)
+    assert m._affine_map(torch.float32, cpu)[0] is offset  # cached: no per-call cost
+    assert offset.dtype == torch.float32
+    torch.testing.assert_close(offset, torch.tensor([[0.3, -0.7], [-0.3, -0.3]]))
+    torch.testing.assert_close(slope, torch.tensor([[1.4], [0.6]]))
+    d = _randomise(m.double(), rng)
+    offset64, _ = d._affine_map(torch.float64, cpu)
+    assert offset64.dtype == torch.float64 and offset64[0, 0].item() == 1.0 - 0.7  # exact
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64, generator=rng)
+    np.testing.assert_allclose(d(x).detach().numpy(), _reference(d, x.numpy()), rtol=1e-10,
+                               atol=1e-12)
+    with torch.device("meta"):  # building without memory, as the RevCol tests do
+        meta = DyReLUB(6)
+    assert meta._affine_map(torch.float32, torch.device("meta"))[0].device.type == "meta"
+    # A module pickled when offset and slope were non-persistent buffers.
+    old = DyReLUB(6).double()
+    del old.__dict__["_affine_cache"]
+    old.register_buffer("_offset", torch.zeros(2, 2), persistent=False)
+    old.register_buffer("_slope", torch.zeros(2, 1), persistent=False)
+    buf = io.BytesIO()
+    torch.save(old, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert dict(loaded.named_buffers()) == {}
+    np.testing.assert_allclose(loaded(x).detach().numpy(), _reference(loaded, x.numpy()),
+                               rtol=1e-10, atol=1e-12)

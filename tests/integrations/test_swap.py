@@ -399,7 +399,7 @@ def test_argument_errors():
         swap_activations(model, "acon_c", channels=8)
     with pytest.raises(ValueError, match="relu_init=True needs .* AconC has no relu_init"):
         swap_activations(model, "acon_c", relu_init=True)
-    with pytest.raises(ValueError, match="expects 3 input channels, the sample has 1"):
+    with pytest.raises(ValueError, match="first convolution takes 3 input channels, got 1"):
         swap_activations(model, "acon_c", sample=torch.zeros(1, 1, 64, 64))
     with pytest.raises(ValueError, match="no module of ResNet matches match=<class"):
         swap_activations(model, "acon_c", match=nn.Tanh)

@@ -51,7 +51,7 @@ def test_every_size_builds_with_the_official_parameter_count(name):
         model = timm.create_model(name)
     assert isinstance(model, RevColTimm)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    assert params == pytest.approx(VARIANTS[name.removeprefix("revcol_")][4], abs=0.1)
+    assert params == pytest.approx(VARIANTS[name.removeprefix("revcol_")].params_m, abs=0.1)
     assert model.pretrained_cfg["architecture"] == name
 
 

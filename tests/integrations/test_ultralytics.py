@@ -291,6 +291,8 @@ def test_ddp_worker_script_builds_the_same_model(det_data, tmp_path):
 
 
 def test_activation_parameters_carry_no_weight_decay(det_data, tmp_path):
+    import logging
+
     trainer = ry.DetectionTrainer(overrides=dict(
         model=ry.model_cfg("yolov8n-acon_c.yaml"), data=str(det_data), project=str(tmp_path),
         **{k: v for k, v in TRAIN.items() if k != "verbose"}))
@@ -298,14 +300,34 @@ def test_activation_parameters_carry_no_weight_decay(det_data, tmp_path):
     acon = {id(p) for m in model.modules() if isinstance(m, revact.AconC)
             for p in m.parameters()}
     convs = {id(m.conv.weight) for m in model.modules() if isinstance(m, Conv)}
-    for name in ("SGD", "MuSGD"):  # MuSGD: what optimizer=auto picks past 10k iterations
-        opt = trainer.build_optimizer(model, name=name, lr=0.01, decay=5e-4)
-        decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
-        muon = {id(p) for g in opt.param_groups if g.get("use_muon") for p in g["params"]}
-        assert len(acon) == 3 * 57 and all(decay[i] == 0.0 for i in acon), name
-        assert not acon & muon, name
-        assert all(decay[i] == 5e-4 for i in convs), name
-        assert len(decay) == len(list(model.parameters()))  # nothing lost, nothing twice
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("ultralytics").addHandler(handler)
+    try:
+        for name in ("SGD", "MuSGD"):  # MuSGD: what optimizer=auto picks past 10k iterations
+            logged.clear()
+            opt = trainer.build_optimizer(model, name=name, lr=0.01, decay=5e-4)
+            decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+            muon = {id(p) for g in opt.param_groups if g.get("use_muon") for p in g["params"]}
+            assert len(acon) == 3 * 57 and all(decay[i] == 0.0 for i in acon), name
+            assert not acon & muon, name
+            assert all(decay[i] == 5e-4 for i in convs), name
+            assert len(decay) == len(list(model.parameters()))  # nothing lost, nothing twice
+            # Ultralytics prints its groups; revact's line follows with the ones that train.
+            ours = [m for m in logged if "revact moved" in m]
+            assert len(ours) == 1 and logged[-1] == ours[0], logged
+            assert f"revact moved {len(acon)} activation/shape parameters" in ours[0]
+            shown = [g for g in opt.param_groups if g["params"]]
+            for g in shown:  # every group that trains, with its own settings
+                assert (f"{len(g['params'])} {g['param_group']}(lr={g['lr']:.6g}, "
+                        f"decay={float(g['weight_decay'])}") in ours[0], (name, ours[0])
+            assert ours[0].count("(lr=") == len(shown)
+            assert sum(len(g["params"]) for g in shown
+                       if g["param_group"] == "activation") == len(acon)
+            assert "activation(lr=0.01, decay=0.0)" in ours[0], ours[0]
+    finally:
+        logging.getLogger("ultralytics").removeHandler(handler)
 
 
 def test_onnx_export_runs_in_onnxruntime(trained_dyrelu):
@@ -371,7 +393,24 @@ def test_revact_yolo_models_lists_the_shipped_yamls(capsys):
     from revact.cli import main
 
     assert main(["yolo", "models"]) == 0
-    assert capsys.readouterr().out.split() == ry.list_cfgs()
+    out = capsys.readouterr()
+    assert out.out.split() == ry.list_cfgs()  # stdout stays a plain list of names
+    # The notes go to stderr: where the scale letter goes, and what it does to RevCol.
+    assert "scale letter (n, s, m, l or x) after the version" in out.err
+    assert "yolov8n-acon_c.yaml" in out.err
+    assert "scales only the neck and head" in out.err and "32.2M" in out.err
+
+
+def test_revcol_yaml_scale_changes_only_neck_and_head():
+    """What `revact yolo models` says: n and x share the RevCol-T backbone, and n is 32.2M."""
+    n = DetectionModel(ry.model_cfg("yolov8n-revcol_t.yaml"), nc=80, verbose=False)
+    x = DetectionModel(ry.model_cfg("yolov8x-revcol_t.yaml"), nc=80, verbose=False)
+    assert n.model[0].state_dict().keys() == x.model[0].state_dict().keys()
+    assert [v.shape for v in n.model[0].state_dict().values()] == \
+        [v.shape for v in x.model[0].state_dict().values()]
+    params = sum(p.numel() for p in n.parameters())
+    assert round(params / 1e6, 1) == 32.2
+    assert sum(p.numel() for p in x.parameters()) > 2 * params  # the neck and head grow
 
 
 def test_ultralytics_gflops_count_revact_activations():

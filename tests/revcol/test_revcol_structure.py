@@ -88,21 +88,36 @@ def test_parameter_counts_match_official(name):
         model = getattr(revact, f"revcol_{name}")()
     n = sum(p.numel() for p in model.parameters())
     assert abs(n / 1e6 - OFFICIAL_M[name]) <= 0.05, n
-    channels, layers, columns, drop_path, _ = VARIANTS[name]
-    assert model.num_subnet == columns
-    assert _layout(model) == expected_layout(channels, layers, columns)
+    size = VARIANTS[name]
+    assert model.num_subnet == size.columns
+    assert _layout(model) == expected_layout(size.channels, size.layers, size.columns)
     # Default drop path: rising linearly to its maximum over the blocks of every column.
     last = model.subnet1.level3.blocks[-1].drop_path
-    assert last.p == pytest.approx(drop_path)
+    assert last.p == pytest.approx(size.drop_path)
     assert not hasattr(model.subnet1.level0.blocks[0].drop_path, "p")  # rate 0: no module
+
+
+def test_variant_record_builds_with_its_defaults():
+    """One record per size: build() applies the published drop path unless given."""
+    tiny = VARIANTS["tiny"]
+    with torch.device("meta"):
+        default, custom = tiny.build(), tiny.build(drop_path=0.0, num_classes=10)
+    assert default.subnet1.level3.blocks[-1].drop_path.p == pytest.approx(tiny.drop_path)
+    assert not hasattr(custom.subnet1.level3.blocks[-1].drop_path, "p")
+    assert tiny.arguments(num_classes=10) == {
+        "channels": tiny.channels, "layers": tiny.layers, "num_subnet": tiny.columns,
+        "drop_path": tiny.drop_path, "num_classes": 10}
+    with torch.device("meta"):
+        assert _layout(default) == _layout(revcol_tiny())
 
 
 @pytest.mark.parametrize("num_classes", [1000, 21841])
 def test_inter_supv_layout(num_classes):
     with torch.device("meta"):
         model = revcol_tiny(inter_supv=True, num_classes=num_classes)
-    channels, layers, columns, _, _ = VARIANTS["tiny"]
-    assert _layout(model) == expected_layout(channels, layers, columns, num_classes, True)
+    tiny = VARIANTS["tiny"]
+    assert _layout(model) == expected_layout(tiny.channels, tiny.layers, tiny.columns,
+                                             num_classes, True)
 
 
 def test_kernel_size_and_official_state_dict_loads_strict():

@@ -109,3 +109,33 @@ def test_cli_refuses_bad_resume_and_bad_names(tiny_data, tmp_path, cli_env, reva
     r = subprocess.run([revact_bin, "train", "--data-dir", str(tmp_path / "none")],
                        capture_output=True, text=True, env=cli_env, timeout=120)
     assert r.returncode == 2 and "apt-get install" in r.stderr
+
+
+def test_resume_with_more_epochs_redraws_the_schedule(tiny_data, tmp_path, capsys):
+    """--resume with a larger --epochs trains on; the cosine is redrawn over the new total
+    (a warm restart from 0 to half the peak here), recorded; fewer epochs are refused."""
+    import math
+
+    kw = dict(epochs=1, train_subset=256, test_subset=100, val_subset=100, act="relu")
+    first = train(_cfg(tiny_data, tmp_path, **kw))
+    assert first.history[-1].lr == pytest.approx(0.0, abs=1e-12)  # the cosine ended at 0
+    capsys.readouterr()
+    longer = train(_cfg(tiny_data, tmp_path, **{**kw, "epochs": 3}), resume=True)
+    log = capsys.readouterr().out
+    assert "resumed from" in log and "after epoch 1/3" in log
+    # No warm-up: after 1 of 3 epochs the new cosine stands at (1 + cos(pi/3)) / 2 = 0.75.
+    assert "extended from 1 to 3 epochs" in log and "from 0 to 0.075" in log, log
+    assert [h.epoch for h in longer.history] == [1, 2, 3]
+    assert longer.history[0] == first.history[0]
+    assert longer.history[1].lr == pytest.approx(0.1 * (1 + math.cos(math.pi * 2 / 3)) / 2)
+    change = {"at_epoch": 1, "epochs_before": 1, "epochs_after": 3}
+    assert longer.config["schedule_changes"] == [change]
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"][
+        "schedule_changes"] == [change]
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 3 and state["config"]["schedule_changes"] == [change]
+    # The same (longer) recipe resumes as before, keeping the record; fewer is refused.
+    again = train(_cfg(tiny_data, tmp_path, **{**kw, "epochs": 3}), resume=True)
+    assert again.config["schedule_changes"] == [change] and again.test_acc == longer.test_acc
+    with pytest.raises(CheckpointError, match="a run of 3 epochs.*--epochs 3 or more.*not 2"):
+        train(_cfg(tiny_data, tmp_path, **{**kw, "epochs": 2}), resume=True)

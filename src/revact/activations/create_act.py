@@ -17,6 +17,8 @@ from typing import Any
 
 from torch import nn
 
+from revact._names import normalise_name
+from revact.activations._layout import check_channels
 from revact.activations.acon import AconA, AconB, AconC, MetaAcon, Swish
 from revact.activations.dyrelu import DyReLUA, DyReLUB, DyReLUC
 
@@ -49,10 +51,8 @@ class ActSpec:
                 f"activation {self.name!r} is channel-aware: pass channels=<number of "
                 f"input channels>, e.g. create_act({self.name!r}, channels=64)"
             )
-        if channels is not None and (
-            isinstance(channels, bool) or not isinstance(channels, int) or channels < 1
-        ):
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        if channels is not None:
+            check_channels(channels, f"activation {self.name!r}")
         args = {**self.defaults, **kwargs}
         if channels is not None and self.channel_arg is not None:
             args[self.channel_arg] = channels
@@ -103,10 +103,6 @@ def list_acts(family: str | None = None) -> list[str]:
     return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
 
 
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
-
-
 def parse_act_string(text: str) -> tuple[str, dict[str, Any]]:
     """``'dyrelu_b:k=3:reduction=8'`` -> ``('dyrelu_b', {'k': 3, 'reduction': 8})``.
 
@@ -130,7 +126,7 @@ def parse_act_string(text: str) -> tuple[str, dict[str, Any]]:
             kwargs[key] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             kwargs[key] = value.strip()
-    return _normalise(name), kwargs
+    return normalise_name(name), kwargs
 
 
 def act_spec(name: str) -> ActSpec:

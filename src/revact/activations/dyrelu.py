@@ -40,6 +40,8 @@ from revact.activations.functional import max_affine, spatial_mean
 __all__ = ["DyReLUA", "DyReLUB", "DyReLUC"]
 
 _GATES = ("sigmoid", "hard_sigmoid")
+# The cache key of the float64 CPU values every other (dtype, device) is converted from.
+_EXACT = (torch.float64, torch.device("cpu"))
 
 
 class _DyReLU(nn.Module):
@@ -82,21 +84,40 @@ class _DyReLU(nn.Module):
         # rest are zero, so the module is ReLU. a = α + λ_a·(2g - 1) and b = λ_b·(2g - 1)
         # of the gate g are one affine map, offset + slope·g, over (a, b) stacked: one
         # operation (and one autograd node) per call instead of eight.
-        # Built from the Python floats in the parameters' dtype (again after every
-        # .to() / .double(), see _apply), so a float64 module gets float64-exact values.
+        # λ are kept as Python floats. The (2, K) offset and (2, 1) slope are derived from
+        # them once in float64 on the CPU (exact: they are the floats themselves), then per
+        # dtype and device on use (_affine_map). They are not buffers: .to(), .double(),
+        # state_dict and pickles do not carry them.
         self._ranges = (float(lambda_a), float(lambda_b))
         la, lb = self._ranges
-        like = {"dtype": self.fc1.weight.dtype, "device": self.fc1.weight.device}
         offset = [[1.0 - la] + [-la] * (self.k - 1), [-lb] * self.k]
-        self.register_buffer("_offset", torch.tensor(offset, **like), persistent=False)
-        self.register_buffer("_slope", torch.tensor([[2 * la], [2 * lb]], **like),
-                             persistent=False)
+        exact = (torch.tensor(offset, dtype=torch.float64, device="cpu"),
+                 torch.tensor([[2 * la], [2 * lb]], dtype=torch.float64, device="cpu"))
+        self._affine_cache = {_EXACT: exact}
+        # The parameters' own case now, so that a first call under torch.jit.trace or
+        # torch.compile finds its tensors ready.
+        self._affine_map(self.fc1.weight.dtype, self.fc1.weight.device)
 
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        if self.fc1.weight.is_floating_point():
+    def _affine_map(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(offset, slope) in ``dtype`` on ``device``, converted once from the float64
+        values and cached per (dtype, device): a float64 module uses them as they are, a
+        float32 one their float32 rounding, as a tensor built from the floats would be."""
+        key = (dtype, device)
+        found = self._affine_cache.get(key)
+        if found is None:
+            exact = self._affine_cache[_EXACT]
+            found = self._affine_cache[key] = tuple(t.to(device=device, dtype=dtype)
+                                                    for t in exact)
+        return found
+
+    def __setstate__(self, state: dict) -> None:
+        # A module pickled (e.g. in an Ultralytics checkpoint) by a revact that kept offset
+        # and slope as non-persistent buffers: drop those, derive the cache from λ.
+        super().__setstate__(state)
+        for name in ("_offset", "_slope"):
+            self._buffers.pop(name, None)
+        if "_affine_cache" not in self.__dict__:
             self._set_ranges(*self._ranges)
-        return self
 
     @property
     def lambda_a(self) -> float:
@@ -131,7 +152,8 @@ class _DyReLU(nn.Module):
             theta = self.fc2(F.relu(self.fc1(pooled)))
         gate = torch.sigmoid(theta) if self.gate == "sigmoid" else F.hardsigmoid(theta)
         gate = gate.view(x.shape[0], self.coeff_channels, 2, self.k)
-        ab = torch.addcmul(self._offset.to(gate.dtype), gate, self._slope.to(gate.dtype))
+        offset, slope = self._affine_map(gate.dtype, gate.device)
+        ab = torch.addcmul(offset, gate, slope)
         return ab[:, :, 0], ab[:, :, 1]
 
     @staticmethod

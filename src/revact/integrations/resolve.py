@@ -35,6 +35,10 @@ def load_model(spec: str, in_chans: int | None = None) -> tuple[nn.Module, int]:
     if spec.startswith("timm:"):
         import timm
 
+        from revact.integrations.timm import register
+
+        register()  # also under REVACT_NO_IMPORT_HOOKS=1: timm:revcol_tiny works
+
         name = spec[len("timm:"):]
         if not timm.is_model(name):
             close = difflib.get_close_matches(name, timm.list_models(), n=3)
@@ -42,9 +46,10 @@ def load_model(spec: str, in_chans: int | None = None) -> tuple[nn.Module, int]:
             raise ValueError(f"unknown timm model {name!r} (timm.list_models() names "
                              f"them){hint}")
         return timm.create_model(name, pretrained=False), 224
+    from revact._names import normalise_name
     from revact.models import create_model, list_models
 
-    if spec.strip().lower().replace("-", "_") in list_models():
+    if normalise_name(spec) in list_models():
         return create_model(spec, **({} if in_chans is None else {"in_chans": in_chans})), 224
     import torchvision
 
@@ -59,8 +64,9 @@ def _load_ultralytics(spec: str) -> nn.Module:
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     from ultralytics import YOLO
 
-    from revact.integrations.ultralytics import model_cfg
+    from revact.integrations.ultralytics import model_cfg, register
 
+    register()  # revact's YAML names, also under REVACT_NO_IMPORT_HOOKS=1
     path = model_cfg(spec)
     try:
         if spec.endswith((".yaml", ".yml")):

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from revact.activations.channels_last import ChannelsLast, create_channels_last_act
 from revact.activations.create_act import act_spec, create_act
+from revact.integrations.resolve import first_conv, input_error
 
 __all__ = ["CallSites", "SwapReport", "SwapRow", "swap_activations", "DEFAULT_TARGETS"]
 
@@ -480,7 +481,7 @@ def _find_slots(
 
 
 def _default_sample(model: nn.Module) -> Tensor:
-    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    conv = first_conv(model)
     if conv is None:
         raise ValueError(
             f"cannot guess an input for {type(model).__name__}: it has no convolution; pass "
@@ -588,14 +589,11 @@ def _trace(model: nn.Module, sample: Tensor | tuple | dict, targets: set[nn.Modu
 
 
 def _sample_error(model: nn.Module, sample: Any, error: Exception) -> ValueError:
-    shape = tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__
-    msg = f"the tracing forward pass of {type(model).__name__} failed on a sample of shape {shape}"
-    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
-    if conv is not None and isinstance(sample, Tensor) and sample.dim() >= 2 \
-            and sample.shape[1] != conv.in_channels:
-        msg += (f": its first convolution expects {conv.in_channels} input channels, the "
-                f"sample has {sample.shape[1]}")
-    return ValueError(f"{msg}. Pass sample=<an input the model accepts>. ({error})")
+    advice = "Pass sample=<an input the model accepts>."
+    if isinstance(sample, Tensor):  # what the first convolution takes, as the commands say
+        return ValueError(f"{input_error(model, sample.shape, error, 'sample')}. {advice}")
+    return ValueError(f"the tracing forward pass of {type(model).__name__} failed on a sample "
+                      f"of type {type(sample).__name__}. {advice} ({error})")
 
 
 def _resolve(

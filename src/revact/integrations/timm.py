@@ -2,7 +2,8 @@
 
 ``import revact`` runs :func:`register` through
 :func:`~revact.integrations._import_hook.call_after_import`: at once when timm is already
-imported, otherwise right after it is, so ``import revact`` never imports timm itself. The
+imported, otherwise right after it is, so ``import revact`` never imports timm itself
+(unless ``REVACT_NO_IMPORT_HOOKS=1``: then call :func:`register` yourself). The
 registered models are :class:`RevColTimm`, a :class:`~revact.revcol.RevCol` with timm's
 model interface and the official checkpoint keys, so timm's features (``features_only``,
 ``pretrained``, ``pretrained_cfg_overlay=dict(file=...)``, ``num_classes`` changes,
@@ -210,19 +211,16 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> RevColTimm:
     from timm.models import build_model_with_cfg
 
-    channels, layers, columns, drop_path, _ = VARIANTS[variant]
-    kwargs.setdefault("drop_path", drop_path)
     return build_model_with_cfg(
-        RevColTimm, f"revcol_{variant}", pretrained, channels=channels, layers=layers,
-        num_subnet=columns, pretrained_filter_fn=checkpoint_filter_fn,
+        RevColTimm, f"revcol_{variant}", pretrained, pretrained_filter_fn=checkpoint_filter_fn,
         # The levels are not children in call order, so timm must ask the model for them.
         feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(_NUM_LEVELS))),
-        **kwargs,
+        **VARIANTS[variant].arguments(**kwargs),
     )
 
 
 def _entrypoint(variant: str) -> Callable[..., RevColTimm]:
-    channels, layers, columns, _, params = VARIANTS[variant]
+    size = VARIANTS[variant]
 
     def entrypoint(pretrained: bool = False, **kwargs: Any) -> RevColTimm:
         return _create(variant, pretrained, **kwargs)
@@ -230,8 +228,8 @@ def _entrypoint(variant: str) -> Callable[..., RevColTimm]:
     # timm registers an entrypoint under its __name__, and reads configs of its __module__.
     entrypoint.__name__ = entrypoint.__qualname__ = f"revcol_{variant}"
     entrypoint.__doc__ = (
-        f"RevCol-{variant}: channels {channels}, blocks {layers}, {columns} columns; "
-        f"{params}M params. For ``timm.create_model``; see :class:`RevColTimm`."
+        f"RevCol-{variant}: channels {size.channels}, blocks {size.layers}, {size.columns} "
+        f"columns; {size.params_m}M params. For ``timm.create_model``; see :class:`RevColTimm`."
     )
     return entrypoint
 

@@ -162,11 +162,9 @@ def revcol_fpn_backbone(
         if variant not in VARIANTS:
             raise ValueError(f"unknown RevCol {backbone!r}; one of "
                              f"{[f'revcol_{v}' for v in VARIANTS]} or a RevCol")
-        channels, layers, columns, drop_path, _ = VARIANTS[variant]
         if act_layer is not None:
             kwargs["act_layer"] = act_layer
-        kwargs.setdefault("drop_path", drop_path)
-        body = RevCol(channels, layers, columns, features_only=True, **kwargs)
+        body = VARIANTS[variant].build(features_only=True, **kwargs)
     if checkpoint is not None:
         _load_backbone_weights(body, checkpoint)
     if trainable_columns is not None:

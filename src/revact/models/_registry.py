@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from revact._names import normalise_name
+
 __all__ = ["register_model", "create_model", "list_models"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -34,7 +36,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    key = name.strip().lower().replace("-", "_")
+    key = normalise_name(name)
     if key not in _MODELS:
         close = difflib.get_close_matches(key, _MODELS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""

@@ -9,6 +9,7 @@ from revact.revcol.loss import RevColLoss
 from revact.revcol.model import MEMORY_MODES, RevCol
 from revact.revcol.variants import (
     VARIANTS,
+    RevColVariant,
     revcol_base,
     revcol_large,
     revcol_small,
@@ -21,6 +22,7 @@ __all__ = [
     "VARIANTS",
     "RevCol",
     "RevColLoss",
+    "RevColVariant",
     "revcol_base",
     "revcol_large",
     "revcol_small",

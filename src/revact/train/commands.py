@@ -74,6 +74,7 @@ examples:
   revact train --act dyrelu_b --epochs 10 --out runs/dyb       # Fashion-MNIST, compact MBv2
   revact train --act meta_acon --opt adamw --lr 2e-3 --amp      # AdamW, bf16 autocast on CPU
   revact train --act dyrelu_b --epochs 10 --out runs/dyb --resume   # continue after a kill
+  revact train --act dyrelu_b --epochs 20 --out runs/dyb --resume   # 10 more epochs
   torchrun --nproc_per_node=2 -m revact.cli train --act acon_c  # DDP, gloo on CPU
   revact train --data path/to/imagefolder --model resnet8 --act silu
 
@@ -82,6 +83,11 @@ Data: Fashion-MNIST from the Debian package (sudo apt-get install dataset-fashio
 ImageFolder tree. 5,000 training images are held out for validation (fixed split); the test
 set is evaluated once, at the end. A checkpoint is written atomically after every epoch to
 OUT/checkpoint.pt; --resume continues it and ends with the same numbers as an uninterrupted run.
+--resume with a larger --epochs than the checkpoint's run trains on to the new total: the
+cosine LR schedule is redrawn over the new total, so the LR jumps from where the old one was
+(0 after a finished run) to the new curve's value at that step, a warm restart, and the
+result differs from an uninterrupted run of that length (metrics.json records it under
+config.schedule_changes). A smaller --epochs is refused.
 """
 
 _COMPARE_EPILOG = """\
@@ -185,7 +191,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _recipe_args(t, "train")
     t.add_argument("--out", help="output folder (default runs/train)")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="CKPT",
-                   help="continue from OUT/checkpoint.pt (or CKPT); the recipe must match")
+                   help="continue from OUT/checkpoint.pt (or CKPT); the recipe must match, "
+                        "except --epochs, which may grow (the cosine schedule is then redrawn "
+                        "over the new total: see below)")
     t.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bar")
     t.set_defaults(func=_train)
@@ -215,8 +223,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _act_name(text: str) -> str:
     """``' ACON-C:init=swish'`` -> ``'acon_c:init=swish'``: the name part normalised (one
     spelling, one run folder), the options as written (``relu_init=True`` stays a bool)."""
+    from revact._names import normalise_name
+
     name, sep, options = text.strip().partition(":")
-    return name.strip().lower().replace("-", "_") + sep + options
+    return normalise_name(name) + sep + options
 
 
 def _check_names(acts: list[str], model: str) -> str | None:
@@ -244,13 +254,14 @@ def _config(args: argparse.Namespace, **over):
     """
     from dataclasses import fields
 
+    from revact._names import normalise_name
     from revact.train.config import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     kw = {**_selected_preset(args), **given, **over}
     if "model" in kw:
-        kw["model"] = kw["model"].lower().replace("-", "_")
+        kw["model"] = normalise_name(kw["model"])
     return TrainConfig(**kw)
 
 

@@ -6,6 +6,15 @@ run. Everything random is either a pure function of ``(seed, epoch)`` (the data 
 ``DistributedSampler`` computes it) or saved in the checkpoint (the global torch RNG used by
 dropout, the augmentation generator, Python's ``random``), and the checkpoint also holds
 model, optimizer, scheduler and grad-scaler state.
+
+Resuming with more epochs than the checkpoint's run was started with is allowed, and is the
+one exception to that contract: the LR schedule (linear warm-up, then cosine to zero over
+all steps) is redrawn over the new total, and from the next step the run follows it. So
+the LR jumps from where the old schedule had got to (0 when that run had finished) to the
+new schedule's value at this step, e.g. from 0 to half the peak when 10 finished epochs
+are extended to 20: a warm restart, not the run an uninterrupted 20-epoch training gives.
+The extension is recorded in the checkpoint's and ``metrics.json``'s ``config`` as
+``schedule_changes``. Fewer epochs than the checkpoint's are refused.
 """
 
 from __future__ import annotations
@@ -258,6 +267,8 @@ class _Run:
     history: list[EpochStats] = field(default_factory=list)
     train_seconds: float = 0.0
     train_images: int = 0
+    # Resumes that raised --epochs: {"at_epoch", "epochs_before", "epochs_after"} each.
+    schedule_changes: list[dict[str, int]] = field(default_factory=list)
 
 
 def _train(
@@ -273,6 +284,14 @@ def _train(
     if state is not None:
         _restore(run, state)
         _log(info, f"resumed from {ckpt} after epoch {run.epochs_done}/{cfg.epochs}")
+        saved_epochs = state["config"]["epochs"]
+        if cfg.epochs != saved_epochs:
+            was = run.opt.param_groups[0]["lr"]
+            _extend_schedule(run, saved_epochs)
+            _log(info, f"extended from {saved_epochs} to {cfg.epochs} epochs: the cosine "
+                       f"schedule is redrawn over {cfg.epochs} epochs, so the LR goes from "
+                       f"{was:.4g} to {run.opt.param_groups[0]['lr']:.4g} at this step "
+                       "(a warm restart; not the same as an uninterrupted run)")
     run.net = run.model
     if info.enabled:
         run.net = nn.parallel.DistributedDataParallel(
@@ -296,8 +315,19 @@ def _train(
 
 
 def _load_resume_state(cfg: TrainConfig, path: Path, info: DistInfo) -> dict[str, Any]:
-    """The checkpoint to resume from, checked against this recipe and process count."""
-    state = load_checkpoint(path, recipe={**cfg.recipe()})
+    """The checkpoint to resume from, checked against this recipe and process count.
+
+    ``epochs`` may be larger than the checkpoint's (see the module docstring), not smaller.
+    """
+    state = load_checkpoint(path, recipe={k: v for k, v in cfg.recipe().items()
+                                          if k != "epochs"})
+    saved_epochs = state["config"].get("epochs")
+    if saved_epochs is None or cfg.epochs < saved_epochs:
+        raise CheckpointError(
+            f"{path} was written by a run of {saved_epochs} epochs; --resume continues it "
+            f"with --epochs {saved_epochs} or more (more redraws the cosine LR schedule over "
+            f"the new total), not {cfg.epochs}. Use a different --out for a new run."
+        )
     saved_world = state["config"].get("world_size", 1)
     if saved_world != info.world_size:
         raise CheckpointError(
@@ -364,15 +394,35 @@ def _set_up(
     )
 
 
+def _extend_schedule(run: _Run, saved_epochs: int) -> None:
+    """After :func:`_restore` of a run started with ``saved_epochs``: the LR of the next step
+    from the schedule over ``run.cfg.epochs`` (the scheduler already holds it), recorded."""
+    sched = run.sched
+    for group, base, fn in zip(run.opt.param_groups, sched.base_lrs, sched.lr_lambdas,
+                               strict=True):
+        group["lr"] = base * fn(sched.last_epoch)
+    sched._last_lr = [group["lr"] for group in run.opt.param_groups]
+    run.schedule_changes.append({"at_epoch": run.epochs_done, "epochs_before": saved_epochs,
+                                 "epochs_after": run.cfg.epochs})
+
+
+def _config_record(run: _Run) -> dict[str, Any]:
+    """The run's config as checkpoints and ``metrics.json`` record it."""
+    record = {**run.cfg.to_dict(), "world_size": run.info.world_size}
+    if run.schedule_changes:
+        record["schedule_changes"] = list(run.schedule_changes)
+    return record
+
+
 def _uses_scaler(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.amp and device.type == "cuda"
 
 
 def _checkpoint_state(run: _Run) -> dict[str, Any]:
     """Everything :func:`_restore` needs to continue exactly where ``run`` is now."""
-    cfg, info = run.cfg, run.info
+    cfg = run.cfg
     return {
-        "config": {**cfg.to_dict(), "world_size": info.world_size},
+        "config": _config_record(run),
         "epoch": run.epochs_done,
         "model_args": {"num_classes": run.data.num_classes, "in_chans": run.data.in_chans},
         "model": run.model.state_dict(),
@@ -399,6 +449,7 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
     run.history = [EpochStats.from_dict(h) for h in state.get("history", [])]
     run.train_seconds = state.get("train_seconds", 0.0)
     run.train_images = state.get("train_images", 0)
+    run.schedule_changes = list(state["config"].get("schedule_changes", []))
 
 
 def _epoch(run: _Run, epoch: int) -> EpochStats:
@@ -492,7 +543,7 @@ def _finish(run: _Run) -> RunResult:
                f"({len(data.test)} images)")
     peak = all_reduce_sum([peak_memory_mib(device)], info)[0] / info.world_size
     return RunResult(
-        config={**cfg.to_dict(), "world_size": info.world_size},
+        config=_config_record(run),
         data={"name": data.name, "source": data.source, "train": len(data.train),
               "val": len(run.val_data), "test": len(data.test), "image_size": data.image_size,
               "in_chans": data.in_chans, "num_classes": data.num_classes},

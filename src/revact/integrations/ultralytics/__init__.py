@@ -18,9 +18,13 @@ What :func:`register` makes available by name in model YAMLs:
 Importing revact registers automatically, as soon as Ultralytics' ``tasks`` module is
 loaded too; checkpoints holding revact modules import revact when they are unpickled, so
 ``YOLO("best.pt")``, retraining from it and DDP workers work in processes that never
-import revact themselves. Use :class:`DetectionTrainer` (``trainer=`` of ``YOLO.train``;
-``revact yolo train`` does) to keep weight decay off the activations' parameters and to
-keep activations swapped into a loaded model when it is retrained.
+import revact themselves. With ``REVACT_NO_IMPORT_HOOKS=1`` in the environment nothing is
+registered at import: call :func:`register` before building a model from a YAML that uses
+revact's names (``revact yolo``, ``revact flops`` and ``revact export`` call it).
+
+Use :class:`DetectionTrainer` (``trainer=`` of ``YOLO.train``; ``revact yolo train`` does)
+to keep weight decay off the activations' parameters and to keep activations swapped into
+a loaded model when it is retrained.
 """
 
 from __future__ import annotations

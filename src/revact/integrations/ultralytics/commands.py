@@ -29,6 +29,17 @@ simplify=False (the simplifier needs a package offline installs lack).
 """
 
 
+# Printed on stderr after `revact yolo models`' list. The RevCol figures were measured with
+# `revact flops yolov8n-revcol_t.yaml` (3x640x640, activation maths counted) and the
+# parameter count of the model it builds (80 classes).
+MODELS_NOTE = """\
+Add Ultralytics' scale letter (n, s, m, l or x) after the version: yolov8n-acon_c.yaml,
+yolo11s-dyrelu_b.yaml, yolov5n-revcol_t.yaml (without one, Ultralytics warns and takes n).
+In the RevCol YAMLs (*-revcol_t, *-revcol_s) the letter scales only the neck and head: the
+backbone is RevCol-T/S at its published size, so yolov8n-revcol_t.yaml is already 32.2M
+parameters and 81.3 GFLOPs at 640 px (`revact flops yolov8n-revcol_t.yaml`)."""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "yolo",
@@ -195,7 +206,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.mode == "models":
         from revact.integrations.ultralytics import list_cfgs
 
-        print("\n".join(list_cfgs()))
+        print("\n".join(list_cfgs()))  # stdout: the names alone, one a line (for scripts)
+        print(MODELS_NOTE, file=sys.stderr)
         return 0
     try:
         prepare_offline()

@@ -12,8 +12,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from revact.activations.create_act import act_spec, create_act
-from revact.revcol.model import RevCol
-from revact.revcol.variants import VARIANTS
+from revact.revcol.variants import VARIANTS, RevColVariant
 
 __all__ = ["ChannelAct", "RevColBackbone", "conv_out_channels"]
 
@@ -101,7 +100,7 @@ def resolve_pending_act(parent: nn.Module, name: str, child: nn.Module) -> nn.Mo
     return None
 
 
-def _variant(variant: str | Mapping[str, Any]) -> tuple[Sequence[int], Sequence[int], int, float]:
+def _variant(variant: str | Mapping[str, Any]) -> RevColVariant:
     if isinstance(variant, Mapping):
         keys = {"channels", "layers", "columns"}
         if set(variant) != keys:
@@ -109,14 +108,13 @@ def _variant(variant: str | Mapping[str, Any]) -> tuple[Sequence[int], Sequence[
                 f"a custom RevCol variant needs exactly the keys {sorted(keys)}, "
                 f"got {sorted(variant)}"
             )
-        return variant["channels"], variant["layers"], variant["columns"], 0.0
+        return RevColVariant(variant["channels"], variant["layers"], variant["columns"])
     if variant not in VARIANTS:
         raise ValueError(
             f"unknown RevCol variant {variant!r}; known: {', '.join(VARIANTS)}, or a mapping "
             "{channels: [...], layers: [...], columns: n}"
         )
-    channels, layers, columns, drop_path, _ = VARIANTS[variant]
-    return channels, layers, columns, drop_path
+    return VARIANTS[variant]
 
 
 class RevColBackbone(nn.Module):
@@ -155,14 +153,12 @@ class RevColBackbone(nn.Module):
         in_chans: int = 3,
     ) -> None:
         super().__init__()
-        channels, layers, columns, default_drop = _variant(variant)
         extra = {} if act is None else {"act_layer": act}
+        if drop_path is not None:
+            extra["drop_path"] = drop_path
         self.variant = variant
-        self.body = RevCol(
-            channels, layers, columns,
-            drop_path=default_drop if drop_path is None else drop_path,
-            memory=memory, features_only=True, in_chans=in_chans, **extra,
-        )
+        self.body = _variant(variant).build(memory=memory, features_only=True,
+                                            in_chans=in_chans, **extra)
 
     @property
     def width_list(self) -> Sequence[int]:

@@ -12,13 +12,13 @@ import copy
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetectionTrainer
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, colorstr
 
 from revact.integrations.ultralytics import count_revact_modules
 from revact.integrations.ultralytics.source_model import source_model
 from revact.optim import decays
 
-__all__ = ["DetectionTrainer", "exempt_from_weight_decay"]
+__all__ = ["DetectionTrainer", "describe_groups", "exempt_from_weight_decay"]
 
 
 def exempt_from_weight_decay(optimizer: torch.optim.Optimizer, model: nn.Module) -> int:
@@ -52,6 +52,20 @@ def exempt_from_weight_decay(optimizer: torch.optim.Optimizer, model: nn.Module)
     return moved_total
 
 
+def describe_groups(optimizer: torch.optim.Optimizer) -> str:
+    """The optimizer's parameter groups in Ultralytics' log style, one entry per non-empty
+    group: ``SGD with parameter groups 64 weight(lr=0.01, decay=0.0005), 57 bn(lr=0.01,
+    decay=0.0), ...`` (the count is of parameter tensors, as Ultralytics counts them)."""
+    parts = []
+    for group in optimizer.param_groups:
+        if not group["params"]:
+            continue
+        muon = ", muon" if group.get("use_muon") else ""
+        parts.append(f"{len(group['params'])} {group.get('param_group', 'group')}"
+                     f"(lr={group['lr']:.6g}, decay={float(group['weight_decay'])}{muon})")
+    return f"{type(optimizer).__name__} with parameter groups {', '.join(parts)}"
+
+
 class DetectionTrainer(_UltralyticsDetectionTrainer):
     """Ultralytics' ``DetectionTrainer`` that keeps revact modules and their settings.
 
@@ -68,7 +82,9 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
         optimizer = super().build_optimizer(model, *args, **kwargs)
         moved = exempt_from_weight_decay(optimizer, model)
         if moved:
-            LOGGER.info(f"revact: {moved} activation/shape parameters moved to weight_decay=0.0")
+            # Ultralytics has just printed its groups; these are the ones that train.
+            LOGGER.info(f"{colorstr('optimizer:')} revact moved {moved} activation/shape "
+                        f"parameters to weight_decay=0.0; {describe_groups(optimizer)}")
         return optimizer
 
     def get_model(self, cfg=None, weights=None, verbose=True):  # noqa: ANN001
