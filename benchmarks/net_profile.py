@@ -11,7 +11,8 @@ Two views:
    named after its class (``fwd::Conv2d``, ``fwd::DyReLUB``; the hyper-function's Linear
    layers are inside it, so ``fwd::DyReLUB`` includes them and they are also listed
    alone as ``fwd::Linear``); backward: the autograd nodes grouped by what they belong to
-   (convolution, batch norm, the activation kernel ``_RecomputeFunction``, the rest);
+   (convolution, batch norm, the activation kernels ``_AconFunction`` and
+   ``_MaxAffineFunction``, the rest);
 2. the top ops by self CPU time.
 
 Times are ms per step. Ratios between rows of one run travel; absolute figures on this
@@ -38,7 +39,8 @@ BWD_GROUPS = (
     ("BatchNormBackward", "batch norm"),
     ("HardtanhBackward", "own activation"),
     ("ReluBackward", "own activation / hyper ReLU"),
-    ("_RecomputeFunctionBackward", "revact kernel (max_affine / acon)"),
+    ("_MaxAffineFunctionBackward", "revact kernel (max_affine / acon)"),
+    ("_AconFunctionBackward", "revact kernel (max_affine / acon)"),
     ("MeanBackward", "hyper-function: pooling"),
     ("AddmmBackward", "hyper-function: linear"),
     ("MmBackward", "hyper-function: linear"),

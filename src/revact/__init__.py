@@ -27,6 +27,7 @@ from revact.activations import (
     get_act_layer,
     list_acts,
 )
+from revact.activations._native import NativeKernelsWarning
 from revact.activations.functional import (
     native_kernels_available,
     use_fused_kernels,
@@ -48,6 +49,7 @@ from revact.revcol import (
     revcol_tiny,
     revcol_xlarge,
 )
+from revact.sysinfo import info
 
 __version__ = "0.1.0"
 
@@ -74,6 +76,8 @@ __all__ = [
     "use_fused_kernels",
     "use_native_kernels",
     "native_kernels_available",
+    "NativeKernelsWarning",
+    "info",
     "param_groups",
     "swap_activations",
     "count_flops",

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "revact.integrations.flops_commands",
     "revact.integrations.onnx_commands",
     "revact.bench.commands",
+    "revact.sysinfo_commands",
 )
 
 

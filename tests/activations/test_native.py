@@ -152,6 +152,201 @@ def test_nan_and_inf_propagate_as_in_pytorch(fn, rng):
     torch.testing.assert_close(native, reference, equal_nan=True)
 
 
+INF, NAN = float("inf"), float("nan")
+# Inputs at the edges of exp's range and beyond: float32's exp overflows above 88.72 and
+# reaches 0 below -103.97; x·x overflows float32 from 1.85e19.
+SPECIALS = [1e38, -1e38, 3e38, -3e38, 88.7, -88.7, 88.73, -88.73, 104.0, -104.0, INF, -INF,
+            NAN, 0.0]
+SPECIALS_F64 = [1e300, -1e300, 709.7, -709.7, 745.2, -745.2]
+
+
+def _with_specials(dtype, n, rng):
+    """(n, C, 20) inputs in [-4, 4] holding each special value once: value i at channel i,
+    position i, sample i mod n. So every (sample, channel) row, every channel and every
+    (sample, position) holds at most one: each coefficient-gradient sum, and the scale's
+    gradient (a sum over channels), has one extreme term, and sums in any order agree."""
+    specials = SPECIALS + (SPECIALS_F64 if dtype == torch.float64 else [])
+    x = torch.rand(n, len(specials), 20, dtype=torch.float64, generator=rng) * 8 - 4
+    for i, value in enumerate(specials):
+        x[i % n, i, i] = value
+    return x.to(dtype)
+
+
+def _coeff(shape, rng, dtype, low=-2.0, high=2.0):
+    return (torch.rand(shape, dtype=torch.float64, generator=rng) * (high - low) + low).to(dtype)
+
+
+def _assert_extremes_match(fn, inputs, dtype, rng, expect_ops):
+    """Forward and every gradient, native against the PyTorch bodies: NaN and ±inf in
+    the same places, finite values close."""
+    inputs = [None if t is None else t.requires_grad_() if t.is_floating_point() else t
+              for t in inputs]
+    g = _coeff(inputs[0].shape, rng, dtype, -1, 1)  # |g| ≤ 1: g·x stays finite for finite x
+    assert _native_ops(lambda: _value_and_grads(fn, inputs, g)) == expect_ops
+    native = _value_and_grads(fn, inputs, g)
+    with use_native_kernels(False):
+        reference = _value_and_grads(fn, inputs, g)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for i, (got, want) in enumerate(zip(native, reference, strict=True)):
+        assert torch.equal(got.isnan(), want.isnan()), f"output {i}: NaN positions differ"
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol, equal_nan=True,
+                                   msg=lambda m, i=i: f"output {i}: {m}")
+
+
+@pytest.mark.parametrize("form", ["acon_a", "acon_b", "acon_c", "meta_acon"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_acon_extremes_match_pytorch(form, dtype, layout, rng):
+    """ACON-A's x = -1e38 gave -0.605 natively (0 in PyTorch) and -inf gave -inf (NaN):
+    the kernels' exp clamped its input. Channels alternate between general coefficients,
+    p2 = 0 and p1 = p2 (Δp = 0)."""
+    x = _with_specials(dtype, 3, rng)
+    c = x.shape[1]
+    p1, p2 = _coeff((1, c, 1), rng, dtype), _coeff((1, c, 1), rng, dtype)
+    p2[:, 1::3] = 0
+    p1[:, 2::3] = p2[:, 2::3]
+    beta = _coeff((1, c, 1), rng, dtype, 0.1, 3)
+    one = torch.ones((), dtype=dtype)
+    coeffs = {"acon_a": (one, torch.zeros((), dtype=dtype), one),
+              "acon_b": (p1, p2, one),
+              "acon_c": (p1, p2, beta),
+              "meta_acon": (p1, p2, _coeff((3, c, 1), rng, dtype, 0.1, 3))}[form]
+    if form == "acon_a":  # constants: only x has a gradient
+        coeffs = tuple(t.detach() for t in coeffs)
+        inputs = [_laid_out(x.requires_grad_(), layout), *coeffs]
+
+        def fn(x):
+            return acon(x, *coeffs)
+
+        _assert_extremes_match(fn, inputs[:1], dtype, rng, ACON_OPS)
+        return
+    inputs = [_laid_out(x.requires_grad_(), layout), *(t.clone() for t in coeffs)]
+    _assert_extremes_match(acon, inputs, dtype, rng, ACON_OPS)
+
+
+@pytest.mark.parametrize("coeff", ["channel", "sample_channel"])
+@pytest.mark.parametrize("with_scale", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_max_affine_extremes_match_pytorch(coeff, with_scale, dtype, layout, rng):
+    """DY-ReLU's K = 2 maximum (B, and C with its scale, some of it exactly 0); channels
+    cycle through general coefficients, a1 = a0 (Δa = 0, so the winner test is NaN at
+    ±inf), a0 = b0 = 0 (a zero slope: 0·inf) and identical branches."""
+    x = _with_specials(dtype, 3, rng)
+    n, c = x.shape[:2]
+    shape = (1, c, 1, 2) if coeff == "channel" else (n, c, 1, 2)
+    a, b = _coeff(shape, rng, dtype), _coeff(shape, rng, dtype)
+    a[:, 1::4, :, 1] = a[:, 1::4, :, 0]
+    a[:, 2::4, :, 0] = 0
+    b[:, 2::4, :, 0] = 0
+    a[:, 3::4, :, 1] = a[:, 3::4, :, 0]
+    b[:, 3::4, :, 1] = b[:, 3::4, :, 0]
+    scale = None
+    if with_scale:
+        scale = _coeff((n, 1, x.shape[2]), rng, dtype, 0, 1)
+        scale[:, :, ::5] = 0
+    inputs = [_laid_out(x.requires_grad_(), layout), a, b, scale]
+    _assert_extremes_match(max_affine, inputs, dtype, rng, MAX2_OPS)
+
+
+def test_sigmoid_inside_the_kernels_is_pytorchs(rng):
+    """x·σ(x) (ACON-A) over float32's whole exp range and past it, in 2·10^6 steps:
+    the kernels' exp against PyTorch's (SLEEF's: the AVX2 build calls it, the baseline
+    build's own is within a few ulp), zeros, subnormals and overflow included."""
+    x = torch.linspace(-110, 110, 2_000_001).view(1, 1, -1)
+    one = torch.ones(())
+    with torch.no_grad():
+        assert _native_ops(lambda: acon(x, one, torch.zeros(()), one))
+        native = acon(x, one, torch.zeros(()), one)
+        with use_native_kernels(False):
+            reference = acon(x, one, torch.zeros(()), one)
+    assert torch.equal(native == 0, reference == 0)
+    torch.testing.assert_close(native, reference, rtol=5e-7, atol=0)
+
+
+def test_extremes_in_the_baseline_build():
+    """The extremes tests again with REVACT_CPU_BASELINE=1 (the build without AVX2, with
+    its own exp), in a fresh process."""
+    env = {**os.environ, "REVACT_CPU_BASELINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+         "extremes_match or sigmoid_inside"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def _op_samples(rng, requires_grad):
+    """(op, args) for every native op: both layouts, DY-ReLU-C's scale or none, float32
+    and float64, a per-channel coefficient expanded over the batch (stride 0) as revact
+    passes it."""
+    n, c, s = 2, 3, 10  # s = 10: one full 8-lane pack and a tail
+    for channels_last in (False, True):
+        for dtype in (torch.float32, torch.float64):
+            def t(*shape, dtype=dtype):
+                return torch.randn(*shape, generator=rng, dtype=dtype).requires_grad_(
+                    requires_grad)
+
+            x = t(n, s, c) if channels_last else t(n, c, s)
+            grad = torch.randn(x.shape, generator=rng, dtype=dtype)
+            per_channel = t(1, c).expand(n, c)
+            p2, beta = t(n, c), t(n, c).abs() + 0.1
+            a, b = t(n, c, 2), t(n, c, 2)
+            for scale in (None, torch.rand(n, s, 1, generator=rng, dtype=dtype)
+                          .requires_grad_(requires_grad)):
+                if scale is not None and not channels_last:
+                    scale = scale.detach().view(n, 1, s).requires_grad_(requires_grad)
+                yield "max2_forward", (x, a, b, scale, channels_last)
+                yield "max2_backward", (grad, x, a, b, scale, channels_last)
+            yield "acon_forward", (x, per_channel, p2, beta, channels_last)
+            yield "acon_backward", (grad, x, per_channel, p2, beta, channels_last)
+
+
+@pytest.mark.skipif(not hasattr(torch.library, "opcheck"), reason="torch.library.opcheck "
+                    "is torch >= 2.4")
+def test_ops_pass_opcheck(rng):
+    """Each op is a complete PyTorch op, as torchvision's optests check theirs: schema,
+    fake kernel (metadata of the outputs), autograd registration, and AOT dispatch with
+    dynamic shapes (the forward ops' gradients too). The backward ops are not
+    differentiable (a double backward raises): their AOT check runs without gradients."""
+    assert revact.native_kernels_available()
+    seen = set()
+    for requires_grad in (True, False):
+        for name, args in _op_samples(rng, requires_grad):
+            op = getattr(torch.ops.revact, name).default
+            backward = name.endswith("backward")
+            if requires_grad:
+                utils = (["test_schema", "test_autograd_registration"] if backward else
+                         ["test_schema", "test_autograd_registration", "test_faketensor",
+                          "test_aot_dispatch_dynamic"])
+            else:
+                utils = ["test_schema", "test_faketensor", "test_aot_dispatch_dynamic"]
+            torch.library.opcheck(op, args, test_utils=utils)
+            seen.add(name)
+    assert seen == {"acon_forward", "acon_backward", "max2_forward", "max2_backward"}
+
+
+def test_ops_differentiate_by_their_registered_formulas(rng):
+    """torch.ops.revact.*_forward used directly: their autograd formulas (the backward
+    ops) agree with gradcheck; a double backward through the backward ops says why it
+    cannot."""
+    x = torch.randn(2, 3, 10, generator=rng, dtype=torch.float64, requires_grad=True)
+    rows = [torch.randn(2, 3, generator=rng, dtype=torch.float64, requires_grad=True)
+            for _ in range(3)]
+    rows[2] = rows[2].detach().abs().add(0.1).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda *t: torch.ops.revact.acon_forward(*t, False), (x, *rows), fast_mode=True)
+    a, b = (torch.randn(2, 3, 2, generator=rng, dtype=torch.float64, requires_grad=True)
+            for _ in range(2))
+    scale = torch.rand(2, 1, 10, generator=rng, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *t: torch.ops.revact.max2_forward(*t, False), (x, a, b, scale),
+        fast_mode=True)
+    y = torch.ops.revact.acon_forward(x, *rows, False)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="no derivative of their own"):
+        g.sum().backward()
+
+
 @pytest.mark.parametrize("case", ["k3", "per_position", "strided", "bfloat16",
                                   "double_backward"])
 def test_cases_the_native_kernels_leave_to_pytorch(case, rng):

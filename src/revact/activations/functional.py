@@ -174,8 +174,8 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     """
     check_floating(x, "acon")
     if _needs_autograd(x, p1, p2, beta):
-        return _RecomputeFunction.apply("acon", x, p1, p2, beta)
-    return _run("acon_forward", x, p1, p2, beta)
+        return _AconFunction.apply(x, p1, p2, beta)
+    return _ACON_FORWARD(x, p1, p2, beta)
 
 
 # --------------------------------------------------------------------- max-affine
@@ -189,12 +189,7 @@ def _max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -
         # max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu((a1 - a0)·x + (b1 - b0)): one
         # activation-sized buffer instead of two; the backward's winner test is the
         # sign of the same difference.
-        a0, b0 = a[..., 0], b[..., 0]
-        y = op.relu(torch.addcmul(b[..., 1] - b0, a[..., 1] - a0, xc))
-        if op.inplace and y.shape == torch.broadcast_shapes(y.shape, a0.shape, b0.shape):
-            y = op.addcmul(op.add(y, b0), a0, xc)
-        else:
-            y = torch.addcmul(y + b0, a0, xc)
+        y = _max2_from_difference(_max2_difference(xc, a, b), xc, a, b, op)
         if scale is not None:
             y = op.mul(y, scale)
         return y.to(x.dtype)
@@ -219,10 +214,26 @@ def _max_affine_backward(
         # Two compiled kernels, not one: fused with the per-channel sums, the channel sum
         # for the scale and the broadcast g·s make Inductor's loop nest 5× slower (torch
         # 2.14). Eager, one body shares the recomputed branches instead.
-        g_scale = _kernel("max_affine_scale_grad")(g, xc, a, b, scale)
-        g_x, g_a, g_b, _ = _kernel("max_affine_grads")(g * scale, xc, a, b, None)
+        g_scale = _MAX_AFFINE_SCALE_GRAD.pytorch(g, xc, a, b, scale)
+        g_x, g_a, g_b, _ = _MAX_AFFINE_GRADS.pytorch(g * scale, xc, a, b, None)
         return g_x, g_a, g_b, g_scale
-    return _kernel("max_affine_grads")(g, xc, a, b, scale)
+    return _MAX_AFFINE_GRADS.pytorch(g, xc, a, b, scale)
+
+
+def _max2_difference(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``(a1 - a0)·x + (b1 - b0)``: branch 1 of the K = 2 maximum wins where it is > 0."""
+    return torch.addcmul(b[..., 1] - b[..., 0], a[..., 1] - a[..., 0], x)
+
+
+def _max2_from_difference(u: Tensor, x: Tensor, a: Tensor, b: Tensor, op: _Ops) -> Tensor:
+    """``max(a0·x + b0, a1·x + b1) = relu(u) + b0 + a0·x`` from ``u`` (which it may
+    overwrite), in this order: the native kernels follow it, so that infinite and NaN
+    inputs give the same results."""
+    a0, b0 = a[..., 0], b[..., 0]
+    y = op.relu(u)
+    if op.inplace and y.shape == torch.broadcast_shapes(y.shape, a0.shape, b0.shape):
+        return op.addcmul(op.add(y, b0), a0, x)
+    return torch.addcmul(y + b0, a0, x)
 
 
 def _max_affine_scale_grad(g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor) -> Tensor:
@@ -261,45 +272,39 @@ def _max_affine_grads(
 def _max2_grads(
     g: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """The K = 2 default, with one 0/1 mask; the k = 0 sums are the totals minus the
-    k = 1 sums."""
-    a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    """The K = 2 default, with one 0/1 mask. Branch 1 wins where (a1 - a0)·x + (b1 - b0) > 0,
+    as in the forward; ties (and NaN) go to k = 0. The native kernels follow these
+    operations in this order."""
+    a0, a1 = a[..., 0], a[..., 1]
     op, shape = _Ops(), a0.shape
-    if scale is None:
-        # Branch 1 wins where (a1 - a0)·x + (b1 - b0) > 0, as in the forward; ties go to
-        # k = 0. Two activation-sized buffers: the float mask (which becomes g·a_winner)
-        # and one product reused for both x-weighted sums.
-        da = a1 - a0
-        wins = op.positive(torch.addcmul(b1 - b0, da, x))
-        gx = g * x
-        gx_sum = _sum_to(gx, shape)
-        g1x_sum = _sum_to(op.mul(gx, wins), shape)
-        g1 = op.mul(wins, g)
-        g_sum, g1_sum = _sum_to(g, shape), _sum_to(g1, shape)
-        if g1.shape == torch.broadcast_shapes(g1.shape, da.shape, g.shape, a0.shape):
-            g_x = op.addcmul(op.mul(g1, da), g, a0)  # g·a_winner, in the mask's buffer
-        else:
-            g_x = torch.addcmul(g1 * da, g, a0)
-        g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
-        g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
-        return g_x, g_a, g_b, None
-    branch0, branch1 = torch.addcmul(b0, a0, x), torch.addcmul(b1, a1, x)
-    # A float mask, converted once: multiplying by a bool tensor converts it again on
-    # every use (eager), and under torch.compile(model) Inductor keeps this mask for a
-    # later kernel, where its CPU code writes a bool tensor over 10× slower than a float
-    # one (torch 2.14; benchmarks/cpu_primitives.py).
-    wins = (branch1 > branch0).to(g.dtype)  # ties go to k = 0
+    da = a1 - a0
+    u = _max2_difference(x, a, b)
     g_scale = None
-    if scale is not None:  # Σ g·max_k, from the branches just recomputed
-        g, g_scale = g * scale, _sum_to(op.mul(op.clamp_min(branch0, branch1), g), scale.shape)
+    if scale is None:
+        wins = op.positive(u)  # in u's buffer; it becomes g·a_winner
+    else:
+        # A float mask, converted once: multiplying by a bool tensor converts it again on
+        # every use (eager), and under torch.compile(model) Inductor keeps this mask for
+        # a later kernel, where its CPU code writes a bool tensor over 10× slower than a
+        # float one (torch 2.14; benchmarks/cpu_primitives.py).
+        wins = (u > 0).to(g.dtype)
+        # Σ g·max_k, from the maximum recomputed as the forward does (in u's buffer).
+        g_scale = _sum_to(op.mul(_max2_from_difference(u, x, a, b, op), g), scale.shape)
+        g = g * scale
+    # The k = 0 terms are the totals minus the k = 1 terms, element by element: subtracting
+    # the sums instead would cancel an extreme term (x = 1e38) against itself and lose
+    # every other term of the sum.
     gx = g * x
-    gx_sum = _sum_to(gx, shape)
-    g1x_sum = _sum_to(op.mul(gx, wins), shape)
-    g1 = g * wins  # for finite g torch.where(wins, g, 0), at half the time on CPU
-    g_sum, g1_sum = _sum_to(g, shape), _sum_to(g1, shape)
-    g_x = op.addcmul(op.mul(g1, a1 - a0), g, a0)  # g·a_winner, in g1's buffer
-    g_a = torch.stack([gx_sum - g1x_sum, g1x_sum], -1)
-    g_b = torch.stack([g_sum - g1_sum, g1_sum], -1)
+    g1x = gx * wins
+    g1x_sum, g0x_sum = _sum_to(g1x, shape), _sum_to(op.sub(gx, g1x), shape)
+    g1 = op.mul(wins, g)  # for finite g torch.where(wins, g, 0), at half the time on CPU
+    g1_sum, g0_sum = _sum_to(g1, shape), _sum_to(g - g1, shape)
+    if g1.shape == torch.broadcast_shapes(g1.shape, da.shape, g.shape, a0.shape):
+        g_x = op.addcmul(op.mul(g1, da), g, a0)  # g·a_winner, in the mask's buffer
+    else:
+        g_x = torch.addcmul(g1 * da, g, a0)
+    g_a = torch.stack([g0x_sum, g1x_sum], -1)
+    g_b = torch.stack([g0_sum, g1_sum], -1)
     return g_x, g_a, g_b, g_scale
 
 
@@ -325,8 +330,8 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     if _needs_autograd(x, a, b, scale):
-        return _RecomputeFunction.apply("max_affine", x, a, b, scale)
-    return _run("max_affine_forward", x, a, b, scale)
+        return _MaxAffineFunction.apply(x, a, b, scale)
+    return _MAX_AFFINE_FORWARD(x, a, b, scale)
 
 
 # ------------------------------------------------------------------ pooling
@@ -357,7 +362,7 @@ class _SpatialMean(torch.autograd.Function):
 def spatial_mean(x: Tensor, dims: tuple[int, ...], dtype: torch.dtype | None = None) -> Tensor:
     """``x.mean(dim=dims, dtype=dtype)`` (``dims`` non-negative), with a backward that
     returns a broadcast view; the hyper-functions' global pool."""
-    if _needs_autograd(x) and not torch.compiler.is_compiling():
+    if _needs_autograd(x) and not _native.is_compiling():
         return _SpatialMean.apply(x, tuple(dims), dtype)
     return x.mean(dim=dims, dtype=dtype)
 
@@ -365,29 +370,75 @@ def spatial_mean(x: Tensor, dims: tuple[int, ...], dtype: torch.dtype | None = N
 # ------------------------------------------------------------------ dispatching
 
 
-class _RecomputeFunction(torch.autograd.Function):
-    """Saves only its inputs; the backward kernel recomputes everything else from them.
+class _Kernel:
+    """One kernel body: its native CPU version where that covers the inputs (``native``
+    returns ``None`` where it does not), else its PyTorch version, eager or, under
+    :func:`use_fused_kernels`, ``torch.compile``-d as a whole."""
 
-    ``kernel`` names a forward body ``{kernel}_forward(*inputs)`` and a backward entry
-    ``_BACKWARD[kernel](grad, *inputs)`` returning one gradient per input, already
-    reduced to that input's shape.
-    """
+    def __init__(self, body: Callable, native: Callable | None = None) -> None:
+        self.body = body
+        self.native = native
+        self._compiled: Callable | None = None
+
+    def pytorch(self, *args: Tensor | None):
+        """The PyTorch body: eager, or compiled under :func:`use_fused_kernels`."""
+        # Inside an outer torch.compile the eager bodies are traced (and fused) anyway.
+        if not _fused or _native.is_compiling():
+            return self.body(*args)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.body, dynamic=True)
+        return self._compiled(*args)
+
+    def __call__(self, *args: Tensor | None):
+        out = None if self.native is None else self.native(*args)
+        return self.pytorch(*args) if out is None else out
+
+
+_ACON_FORWARD = _Kernel(_acon_forward, _native.acon_forward)
+_ACON_BACKWARD = _Kernel(_acon_backward, _native.acon_backward)
+_MAX_AFFINE_FORWARD = _Kernel(_max_affine_forward, _native.max_affine_forward)
+# The max-affine backward (_max_affine_backward) tries the native kernel itself, then
+# composes these two.
+_MAX_AFFINE_GRADS = _Kernel(_max_affine_grads)
+_MAX_AFFINE_SCALE_GRAD = _Kernel(_max_affine_scale_grad)
+_fused = False
+
+
+def _input_grads(ctx, inputs: tuple, grads: tuple) -> tuple:
+    """One gradient per input, in that input's dtype, where autograd wants one.
+    (``inputs``: ``ctx.saved_tensors``, unpacked once: under non-reentrant checkpointing
+    a second unpacking is an error.)"""
+    return tuple(g.to(t.dtype) if need else None for g, t, need in
+                 zip(grads, inputs, ctx.needs_input_grad, strict=True))
+
+
+class _AconFunction(torch.autograd.Function):
+    """:func:`acon` saving only its inputs; the backward recomputes everything else."""
 
     @staticmethod
-    def forward(ctx, kernel: str, *inputs: Tensor | None) -> Tensor:
-        ctx.kernel = kernel
-        ctx.save_for_backward(*inputs)
-        return _run(f"{kernel}_forward", *inputs)
+    def forward(ctx, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+        ctx.save_for_backward(x, p1, p2, beta)
+        return _ACON_FORWARD(x, p1, p2, beta)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         inputs = ctx.saved_tensors
-        grads = _BACKWARD[ctx.kernel](grad, *inputs)
-        needs = ctx.needs_input_grad[1:]
-        return None, *(
-            g.to(t.dtype) if need else None
-            for g, t, need in zip(grads, inputs, needs, strict=True)
-        )
+        return _input_grads(ctx, inputs, _ACON_BACKWARD(grad, *inputs))
+
+
+class _MaxAffineFunction(torch.autograd.Function):
+    """:func:`max_affine` saving only its inputs; the backward recomputes everything
+    else."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, a, b, scale)
+        return _MAX_AFFINE_FORWARD(x, a, b, scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        inputs = ctx.saved_tensors
+        return _input_grads(ctx, inputs, _max_affine_backward(grad, *inputs))
 
 
 def _needs_autograd(*tensors: Tensor | None) -> bool:
@@ -396,46 +447,6 @@ def _needs_autograd(*tensors: Tensor | None) -> bool:
     if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
         return False
     return any(t is not None and t.requires_grad for t in tensors)
-
-
-# Bodies that use_fused_kernels compiles, each as a whole.
-_EAGER: dict[str, Callable] = {
-    "acon_forward": _acon_forward,
-    "acon_backward": _acon_backward,
-    "max_affine_forward": _max_affine_forward,
-    "max_affine_grads": _max_affine_grads,
-    "max_affine_scale_grad": _max_affine_scale_grad,
-}
-# Backward entry points: (grad, *inputs) -> one gradient per input.
-_BACKWARD: dict[str, Callable] = {
-    "acon": lambda grad, *inputs: _run("acon_backward", grad, *inputs),
-    "max_affine": _max_affine_backward,  # composes its own kernels
-}
-# Native kernels for the bodies that have one; they return None for inputs they do not
-# cover. (The max-affine backward tries its own first: _max_affine_backward.)
-_NATIVE: dict[str, Callable] = {
-    "acon_forward": _native.acon_forward,
-    "acon_backward": _native.acon_backward,
-    "max_affine_forward": _native.max_affine_forward,
-}
-_COMPILED: dict[str, Callable] = {}
-_fused = False
-
-
-def _kernel(name: str) -> Callable:
-    """The PyTorch body ``name``: eager, or compiled under :func:`use_fused_kernels`."""
-    # Inside an outer torch.compile the eager bodies are traced (and fused) anyway.
-    if not _fused or torch.compiler.is_compiling():
-        return _EAGER[name]
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(_EAGER[name], dynamic=True)
-    return _COMPILED[name]
-
-
-def _run(name: str, *args: Tensor | None):
-    """The native kernel for ``name`` where it covers the inputs, else the PyTorch body."""
-    out = _NATIVE[name](*args)
-    return _kernel(name)(*args) if out is None else out
 
 
 def native_kernels_available() -> bool:

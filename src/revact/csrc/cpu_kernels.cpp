@@ -6,21 +6,31 @@
 // PyTorch composition of the same maths takes 4 passes forward and 10-15 backward.
 //
 // Contract (checked in Python, and again here): x is a contiguous (N, C, *) tensor of
-// float32 or float64, or a contiguous (N, *, C) one with channels_last = true; a coefficient is an (N, C) tensor (ACON's p1, p2, β) or an
-// (N, C, 2) one (DY-ReLU's slopes a and intercepts b) of x's dtype, any strides (an
-// expanded per-channel parameter has stride 0 over N); DY-ReLU-C's scale is a contiguous
-// tensor with one value per sample and position, e.g. (N, 1, H, W). Coefficient
-// gradients come back per (N, C[, 2]); the Python side sums them to each coefficient's
-// own shape.
+// float32 or float64, or a contiguous (N, *, C) one with channels_last = true; a
+// coefficient is an (N, C) tensor (ACON's p1, p2, β) or an (N, C, 2) one (DY-ReLU's slopes
+// a and intercepts b) of x's dtype, any strides (an expanded per-channel parameter has
+// stride 0 over N); DY-ReLU-C's scale is a contiguous tensor with one value per sample and
+// position, e.g. (N, 1, H, W). Coefficient gradients come back per (N, C[, 2]); the Python
+// side sums them to each coefficient's own shape.
 //
 // The kernels live in cpu_kernels_impl.h, compiled twice: for the baseline the compiler
-// targets and, on x86, for AVX2 + FMA; the AVX2 build runs where the CPU has it (so a
-// build made on one machine runs on another). The loops work on 32-byte packs written
-// with GCC/Clang vector extensions (8 floats or 4 doubles), so they vectorise with the
-// SIMD of the build, and a row's tail is one zero-padded pack: every coefficient sum has
-// the incoming gradient as a factor, so padded lanes add nothing.
+// targets and, on x86-64 with GCC or Clang, for AVX2 + FMA (setup.py defines REVACT_AVX2
+// when its probe shows the compiler honours the per-function target below); the AVX2 build
+// runs where the CPU has it (so a build made on one machine runs on another). The loops
+// work on 32-byte packs written with GCC/Clang vector extensions (8 floats or 4 doubles),
+// so they vectorise with the SIMD of the build, and a row's tail is one zero-padded pack:
+// every coefficient sum has the incoming gradient as a factor, so padded lanes add nothing.
 //
+// The per-element maths follows the PyTorch bodies' order of operations and their exp
+// (SLEEF's, which libtorch exports, in the AVX2 build), so infinities and NaNs come out
+// where PyTorch's do.
+//
+// C++17 (torch < 2.12 builds extensions with -std=c++17): no C++20 library features.
 // Loaded with torch.ops.load_library; the ops live under torch.ops.revact.
+
+#if !defined(__GNUC__) && !defined(__clang__)
+#error "revact's native kernels need GCC or Clang (GCC vector extensions)"
+#endif
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -32,36 +42,111 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
+namespace revact_kernels {
+// std::bit_cast (C++20) for the trivially copyable types used here.
+template <typename To, typename From>
+inline To bit_cast(const From& from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between types of different sizes");
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+}
+}  // namespace revact_kernels
+
 #define REVACT_ISA baseline
+#define REVACT_ISA_AVX2 0
 #include "cpu_kernels_impl.h"
+#undef REVACT_ISA_AVX2
 #undef REVACT_ISA
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(REVACT_AVX2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define REVACT_HAS_AVX2_BUILD 1
+#else
+#define REVACT_HAS_AVX2_BUILD 0
+#endif
+
+#if REVACT_HAS_AVX2_BUILD
+// Everything defined from here to the matching pop is compiled for AVX2 + FMA: GCC's
+// target pragma, or Clang's equivalent (Clang ignores the GCC one).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
+
+namespace revact_kernels::avx2 {
+// SLEEF's exp, as ATen's Vectorized<float/double>::exp calls it (libtorch_cpu exports it).
+// Weak: a libtorch without it leaves these null, and has_avx2() below then picks the
+// baseline build.
+using F8 = float __attribute__((vector_size(32)));
+using D4 = double __attribute__((vector_size(32)));
+extern "C" F8 Sleef_expf8_u10avx2(F8) __attribute__((weak));
+extern "C" D4 Sleef_expd4_u10avx2(D4) __attribute__((weak));
+}  // namespace revact_kernels::avx2
+
 #define REVACT_ISA avx2
+#define REVACT_ISA_AVX2 1
 #include "cpu_kernels_impl.h"
+#undef REVACT_ISA_AVX2
 #undef REVACT_ISA
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
+#endif  // REVACT_HAS_AVX2_BUILD
 
 namespace {
-// REVACT_CPU_BASELINE=1 in the environment forces the baseline build (for its tests).
+
+// Which build of the kernels runs, and why (revact.info() shows it): "avx2", or
+// "baseline" with the reason.
+const char* variant() {
+#if REVACT_HAS_AVX2_BUILD
+  static const char* const chosen = [] {
+    if (std::getenv("REVACT_CPU_BASELINE") != nullptr)  // for the baseline build's tests
+      return "baseline (REVACT_CPU_BASELINE is set)";
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+      return "baseline (the CPU has no AVX2 + FMA)";
+    if (revact_kernels::avx2::Sleef_expf8_u10avx2 == nullptr ||
+        revact_kernels::avx2::Sleef_expd4_u10avx2 == nullptr)
+      return "baseline (this libtorch exports no SLEEF exp)";
+    return "avx2";
+  }();
+  return chosen;
+#elif defined(__x86_64__) || defined(_M_X64)
+  return "baseline (built without the AVX2 copy)";
+#else
+  return "baseline (no AVX2 copy on this architecture)";
+#endif
+}
+
+#if REVACT_HAS_AVX2_BUILD
 bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          std::getenv("REVACT_CPU_BASELINE") == nullptr;
+  static const bool yes = std::strcmp(variant(), "avx2") == 0;
   return yes;
 }
+#endif
+
 }  // namespace
+
+// For revact.activations._native (through ctypes): the build that runs.
+extern "C" __attribute__((visibility("default"))) const char* revact_cpu_variant() {
+  return variant();
+}
+
+#if REVACT_HAS_AVX2_BUILD
 // The AVX2 build of a kernel where the CPU has it, else the baseline build.
 #define REVACT_DISPATCH_ISA(kernel) \
   (has_avx2() ? revact_kernels::avx2::kernel : revact_kernels::baseline::kernel)

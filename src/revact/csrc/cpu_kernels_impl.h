@@ -59,14 +59,24 @@ inline void for_packs(int64_t s, const F& body) {
   if (i < s) body(i, s - i);
 }
 
-// exp of 8 floats: range reduction to [-ln2/2, ln2/2], the Cephes degree-6 polynomial,
-// 2^n from the exponent bits; about 1 ulp. NaN passes through (both comparisons are
-// false); the clamp keeps 2^n a normal float.
+// exp of a pack, as exact as PyTorch's over the whole range (its CPU kernels take SLEEF's
+// exp): overflow to +inf above ln(FLT_MAX), subnormals, 0 below them, NaN for NaN.
+#if REVACT_ISA_AVX2
+// SLEEF's own (1 ulp), as ATen's Vectorized<float/double>::exp.
+inline Pack<float>::V exp_pack(Pack<float>::V x) { return Sleef_expf8_u10avx2(x); }
+inline Pack<double>::V exp_pack(Pack<double>::V x) { return Sleef_expd4_u10avx2(x); }
+#else
+// Range reduction to [-ln2/2, ln2/2] and the Cephes degree-6 polynomial (x·σ(x) within
+// 3·10^-7 of PyTorch's over float32's whole range: tests/activations/test_native.py), with
+// 2^n built as two normal factors 2^h·2^(n-h): n reaches ±150, beyond a float's normal
+// exponents, and the last product rounds once, to +inf, a subnormal or 0, where the true
+// exp does. Inputs beyond ±104 (results inf or 0 either way) are clamped first, keeping n
+// within the integer trick's range; NaN passes through (both comparisons are false).
 inline Pack<float>::V exp_pack(Pack<float>::V x) {
   using V = Pack<float>::V;
   using I = Pack<float>::I;
-  x = x < -87.0f ? splat<V>(-87.0f) : x;
-  x = x > 88.0f ? splat<V>(88.0f) : x;
+  x = x < -104.0f ? splat<V>(-104.0f) : x;
+  x = x > 104.0f ? splat<V>(104.0f) : x;
   // Round x·log2(e) to the nearest integer n with the 1.5·2^23 trick; n's integer
   // value sits in the low mantissa bits of t.
   const V t = x * 1.44269504088896341f + 12582912.0f;
@@ -79,8 +89,9 @@ inline Pack<float>::V exp_pack(Pack<float>::V x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const I two_n = (std::bit_cast<I>(t) - 0x4B400000 + 127) << 23;
-  return p * std::bit_cast<V>(two_n);
+  const I ni = bit_cast<I>(t) - 0x4B400000;
+  const I h = ni >> 1;
+  return p * bit_cast<V>((h + 127) << 23) * bit_cast<V>((ni - h + 127) << 23);
 }
 
 // float64 is for exactness (tests, gradcheck), not speed: the library's exp per lane.
@@ -88,10 +99,18 @@ inline Pack<double>::V exp_pack(Pack<double>::V x) {
   for (int i = 0; i < 4; ++i) x[i] = std::exp(x[i]);
   return x;
 }
+#endif
 
+// σ(z) as ATen computes it: 1 / (1 + exp(-z)).
 template <typename V>
 inline V sigmoid(const V& z) {
   return 1 / (1 + exp_pack(-z));
+}
+
+// max(u, 0) keeping NaN, as torch.relu does.
+template <typename V>
+inline V relu(const V& u) {
+  return u <= 0 ? V{} : u;
 }
 
 // A coefficient of shape (N, C) or (N, C, K), any strides (an expanded per-channel
@@ -137,16 +156,22 @@ inline V acon_pack(const V& x, C q2, C dp, C bdp) {
   return x * (q2 + dp * sigmoid(bdp * x));
 }
 
-// grad_x of a pack, adding its terms to the sums Σ g·x·dy/dd, Σ g·x and Σ g·x²·σ'(z).
+// grad_x of a pack, adding its terms to the sums of the gradients of p1, p2 and β (the last
+// still to be multiplied by dp²). The operations and their order are the PyTorch body's
+// (functional._acon_backward), so that infinite and NaN inputs give its results: with
+// z = bdp·x, s = σ(z), g_ds = g·σ'(z) = g·(1 - s)·s and g_dd = g·dy/dd = s·g + z·g_ds,
+// Σ g_dd·x (p1), Σ (g·x - g_dd·x) (p2), Σ g_ds·x·x (β), grad_x = g_dd·dp + g·p2.
 template <typename V, typename C>
-inline V acon_grad_pack(const V& x, const V& g, C q2, C dp, C bdp, V& sum_dd, V& sum_x,
-                        V& sum_ds) {
-  const V z = bdp * x, sg = sigmoid(z);
-  const V ds = sg * (1 - sg), dd = sg + z * ds, gx = g * x;
-  sum_dd += gx * dd;
-  sum_x += gx;
-  sum_ds += gx * x * ds;
-  return g * (q2 + dp * dd);
+inline V acon_grad_pack(const V& x, const V& g, C q2, C dp, C bdp, V& sum_p1, V& sum_p2,
+                        V& sum_beta) {
+  const V z = bdp * x, s = sigmoid(z);
+  const V g_ds = g * (1 - s) * s;
+  const V g_dd = s * g + z * g_ds;
+  const V g_dd_x = g_dd * x;
+  sum_p1 += g_dd_x;
+  sum_p2 += g * x - g_dd_x;
+  sum_beta += g_ds * x * x;
+  return g_dd * dp + g * q2;
 }
 
 template <typename T>
@@ -169,7 +194,7 @@ void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p1, const at::Te
 
 // grad_x and the (N, C) gradients of p1, p2 and β. With d = dp·x and z = β·d:
 // dy/dd = σ(z) + z·σ'(z), dy/dx = p2 + dp·dy/dd, dy/dp1 = x·dy/dd, dy/dp2 = x - dy/dp1,
-// dy/dβ = d²·σ'(z).
+// dy/dβ = d²·σ'(z) (acon_grad_pack).
 template <typename T>
 void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& p1,
                           const at::Tensor& p2, const at::Tensor& beta, at::Tensor& gx,
@@ -185,38 +210,41 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     const T q2 = c2(row), dp = c1(row) - q2, bdp = cb(row) * dp;
     const T *xr = xp + row * s, *gr = gp + row * s;
     T* gxr = gxp + row * s;
-    V sum_dd{}, sum_x{}, sum_ds{};
+    V sum_p1{}, sum_p2{}, sum_beta{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       store(gxr + i, acon_grad_pack(load<V>(xr + i, n), load<V>(gr + i, n), q2, dp, bdp,
-                                    sum_dd, sum_x, sum_ds), n);
+                                    sum_p1, sum_p2, sum_beta), n);
     });
-    const T total_dd = lane_sum(sum_dd);
-    o1[row] = total_dd;
-    o2[row] = lane_sum(sum_x) - total_dd;
-    ob[row] = lane_sum(sum_ds) * dp * dp;
+    o1[row] = lane_sum(sum_p1);
+    o2[row] = lane_sum(sum_p2);
+    ob[row] = lane_sum(sum_beta) * (dp * dp);
   });
 }
 
 // ---------------------------------------------------------------- max-affine, K = 2
-// m = max(a0·x + b0, a1·x + b1) = a0·x + b0 + relu(da·x + db); y = scale·m.
+// m = max(a0·x + b0, a1·x + b1) = relu(da·x + db) + b0 + a0·x; y = scale·m. Operations in
+// the PyTorch bodies' order (functional._max_affine_forward and _max2_grads).
 
 template <typename V, typename C>
 inline V max2_pack(const V& x, C a0, C b0, C da, C db) {
-  const V u = da * x + db;
-  return a0 * x + b0 + (u > 0 ? u : V{});
+  return relu(db + da * x) + b0 + a0 * x;
 }
 
-// grad_x of a pack for the (scaled) incoming g, adding its terms to Σ g, Σ g·w, Σ g·x and
-// Σ g·x·w, where w = [da·x + db > 0] (branch 1 wins; ties go to branch 0).
+// grad_x of a pack for the (scaled) incoming g, adding its terms to the sums of g·x and g
+// over the positions where branch 0 and where branch 1 wins: w = [da·x + db > 0] as 0 or 1
+// (ties and NaN go to branch 0), multiplied in and subtracted element by element as
+// PyTorch does (an infinite g·x times w = 0 is NaN there too; an extreme term does not
+// cancel against itself across two sums).
 template <typename V, typename C>
-inline V max2_grad_pack(const V& x, const V& g, C a0, C da, C db, V& sum_g, V& sum_gw,
-                        V& sum_gx, V& sum_gxw) {
-  const V gw = da * x + db > 0 ? g : V{};
-  sum_g += g;
-  sum_gw += gw;
-  sum_gx += g * x;
-  sum_gxw += gw * x;
-  return g * a0 + gw * da;
+inline V max2_grad_pack(const V& x, const V& g, C a0, C da, C db, V& sum_g0x, V& sum_g1x,
+                        V& sum_g0, V& sum_g1) {
+  const V w = db + da * x > 0 ? V{} + 1 : V{};
+  const V gx = g * x, g1x = gx * w, g1 = w * g;
+  sum_g0x += gx - g1x;
+  sum_g1x += g1x;
+  sum_g0 += g - g1;
+  sum_g1 += g1;
+  return g1 * da + g * a0;
 }
 
 template <typename T>
@@ -265,21 +293,21 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     const T* sr = sp ? sp + (row / channels) * s : nullptr;
     T* gsr = gsp ? gsp + (row / channels) * s : nullptr;
     T* gxr = gxp + row * s;
-    V sum_g{}, sum_gw{}, sum_gx{}, sum_gxw{};
+    V sum_g0x{}, sum_g1x{}, sum_g0{}, sum_g1{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       const V xv = load<V>(xr + i, n);
       V gv = load<V>(gr + i, n);
       if (sr) {
-        store(gsr + i, load<V>(gsr + i, n) + gv * max2_pack(xv, a0, b0, da, db), n);
+        store(gsr + i, load<V>(gsr + i, n) + max2_pack(xv, a0, b0, da, db) * gv, n);
         gv *= load<V>(sr + i, n);
       }
-      store(gxr + i, max2_grad_pack(xv, gv, a0, da, db, sum_g, sum_gw, sum_gx, sum_gxw), n);
+      store(gxr + i, max2_grad_pack(xv, gv, a0, da, db, sum_g0x, sum_g1x, sum_g0, sum_g1),
+            n);
     });
-    const T total_gw = lane_sum(sum_gw), total_gxw = lane_sum(sum_gxw);
-    oa[2 * row] = lane_sum(sum_gx) - total_gxw;
-    oa[2 * row + 1] = total_gxw;
-    ob[2 * row] = lane_sum(sum_g) - total_gw;
-    ob[2 * row + 1] = total_gw;
+    oa[2 * row] = lane_sum(sum_g0x);
+    oa[2 * row + 1] = lane_sum(sum_g1x);
+    ob[2 * row] = lane_sum(sum_g0);
+    ob[2 * row + 1] = lane_sum(sum_g1);
   };
 
   if (sp == nullptr) {
@@ -408,8 +436,8 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
         const T* dp = tab + table + n * c;
         for (int64_t k = 0; k < c; ++k) {
           o1[n * c + k] = static_cast<T>(totals[k]);
-          o2[n * c + k] = static_cast<T>(totals[c + k] - totals[k]);
-          ob[n * c + k] = static_cast<T>(totals[2 * c + k]) * dp[k] * dp[k];
+          o2[n * c + k] = static_cast<T>(totals[c + k]);
+          ob[n * c + k] = static_cast<T>(totals[2 * c + k]) * (dp[k] * dp[k]);
         }
       });
 }
@@ -479,7 +507,7 @@ void max2_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
           const V xv = load<V>(xr + i, lanes), g = load<V>(gr + i, lanes);
           const V a0v = load<V>(a0 + i, lanes), dav = load<V>(da + i, lanes),
                   dbv = load<V>(db + i, lanes);
-          if (gsp) scale_grad += g * max2_pack(xv, a0v, load<V>(b0 + i, lanes), dav, dbv);
+          if (gsp) scale_grad += max2_pack(xv, a0v, load<V>(b0 + i, lanes), dav, dbv) * g;
           V sums[4];
           for (int j = 0; j < 4; ++j) sums[j] = load<V>(acc + j * c + i, lanes);
           store(gxr + i,
@@ -492,10 +520,10 @@ void max2_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
       [&](int64_t n, const double* totals) {
         for (int64_t k = 0; k < c; ++k) {
           const int64_t row = n * c + k;
-          oa[2 * row] = static_cast<T>(totals[2 * c + k] - totals[3 * c + k]);
-          oa[2 * row + 1] = static_cast<T>(totals[3 * c + k]);
-          ob[2 * row] = static_cast<T>(totals[k] - totals[c + k]);
-          ob[2 * row + 1] = static_cast<T>(totals[c + k]);
+          oa[2 * row] = static_cast<T>(totals[k]);
+          oa[2 * row + 1] = static_cast<T>(totals[c + k]);
+          ob[2 * row] = static_cast<T>(totals[2 * c + k]);
+          ob[2 * row + 1] = static_cast<T>(totals[3 * c + k]);
         }
       });
 }
