@@ -16,7 +16,7 @@ TIMING_KEYS = {"seconds", "img_per_s"}
 def _args(revact_bin, data, out):
     return [revact_bin, "train", "--model", "mbv2_tiny", "--act", "acon_c", "--epochs", "3",
             "--batch-size", "64", "--data-dir", str(data), "--val-size", "200", "--threads", "1",
-            "--no-progress", "--out", str(out), "--seed", "5"]
+            "--no-progress", "--out", str(out), "--seed", "5", "--precise-bn", "2"]
 
 
 def _without_timing(history):
@@ -50,6 +50,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_data, tmp_path, cli_env, 
     a = json.loads((clean / "metrics.json").read_text())
     b = json.loads((broken / "metrics.json").read_text())
     assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
+    # Precise BN (re-estimated before every validation) is part of the recipe and of the
+    # resume guarantee: the running statistics end bit-equal too (compared below).
+    assert a["config"]["precise_bn"] == b["config"]["precise_bn"] == 2
     assert _without_timing(a["history"]) == _without_timing(b["history"])
     wa = load_checkpoint(clean / "checkpoint.pt")["model"]
     wb = load_checkpoint(ckpt)["model"]
