@@ -37,7 +37,8 @@ def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
     and the training loss."""
     fig = _figure(figsize=(16, 4.4))
     axes = fig.subplots(1, 3)
-    base = {r["seed"]: r["history"] for r in results["runs"] if r["act"] == results["baseline"]}
+    baseline = results.get("baseline", results["acts"][0])
+    base = {r["seed"]: r["history"] for r in results["runs"] if r["act"] == baseline}
     styles = ("-", "--", ":", "-.")
     for n_act, act in enumerate(results["acts"]):
         runs = [r for r in results["runs"] if r["act"] == act and r["history"]]
@@ -62,7 +63,7 @@ def plot_learning_curves(results: dict[str, Any], path: Path) -> Path:
             color = line.get_color()
             ax.fill_between(ep, low, high, color=color, alpha=0.12)
     axes[0].set(title="validation accuracy", xlabel="epoch", ylabel="%")
-    axes[1].set(title=f"Δ validation accuracy vs {results['baseline']} (paired by seed)",
+    axes[1].set(title=f"Δ validation accuracy vs {baseline} (paired by seed)",
                 xlabel="epoch", ylabel="points")
     axes[1].axhline(0.0, color="black", lw=0.8)
     axes[2].set(title="training loss (label-smoothed)", xlabel="epoch", ylabel="loss")
