@@ -121,6 +121,19 @@ def test_channel_act_gives_every_conv_its_own_sized_activation():
     assert not any(isinstance(c.act, revact.DyReLUB) for c in plain_convs.values())
 
 
+def test_channel_act_takes_activation_options(tmp_path):
+    """``activation: ChannelAct("acon_c:init=swish")`` in a YAML: every Conv starts as SiLU."""
+    text = (ry.CFG_DIR / "yolov8-acon_c.yaml").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("activation:"))
+    cfg = tmp_path / "yolov8n-acon_swish.yaml"
+    cfg.write_text(text.replace(line, 'activation: ChannelAct("acon_c:init=swish")'))
+    model = DetectionModel(str(cfg), nc=3, verbose=False)
+    acts = [c.act for c in _activations(model).values() if isinstance(c.act, revact.AconC)]
+    assert len(acts) > 50 and all(a.init == "swish" for a in acts)
+    x = torch.randn(2, acts[0].channels, 3, 3)
+    torch.testing.assert_close(acts[0](x), torch.nn.functional.silu(x))
+
+
 def test_channel_act_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown activation 'dyrelu_q'"):
         ry.ChannelAct("dyrelu_q")
