@@ -126,7 +126,10 @@ def test_interrupting_compare_stops_its_runs(tiny_data, tmp_path, cli_env, revac
         [revact_bin, "compare", "--quick", "--epochs", "50", "--acts", "relu,silu",
          "--seeds", "1", "--jobs", "2", "--model", "mbv2_tiny", "--data-dir", str(tiny_data),
          "--out", str(out), "--no-plots"],
-        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A suite started as a background job inherits SIGINT ignored: the command under
+        # test must get the default, as from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any((out / "runs" / a / "seed0" / "train.log").is_file() for a in ("relu", "silu")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()

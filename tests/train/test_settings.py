@@ -236,13 +236,14 @@ def test_ctrl_c_during_compare_is_one_line_and_resumes(tiny_data, tmp_path, cli_
                                                        revact_bin):
     # Issue 11, defect 6: Ctrl-C printed a traceback; resuming afterwards must keep working.
     out = tmp_path / "cmp"
-    # Epochs of tiny data take a fraction of a second: enough of them that a loaded machine
-    # cannot finish the run between the first checkpoint and the signal.
-    argv = [revact_bin, "compare", "--quick", "--epochs", "30", "--acts", "relu", "--seeds", "1",
+    argv = [revact_bin, "compare", "--quick", "--epochs", "4", "--acts", "relu", "--seeds", "1",
             "--jobs", "1", "--model", "mbv2_tiny", "--data-dir", str(tiny_data), "--out",
             str(out), "--no-plots"]
+    # A suite started as a background job inherits SIGINT ignored: the command under test
+    # must get the default, as from a terminal.
     proc = subprocess.Popen(argv, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "runs" / "relu" / "seed0" / "checkpoint.pt").is_file():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
