@@ -7,10 +7,12 @@
 #   usage: benchmarks/replication_fmnist.sh        (after `make install`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# A frozen copy of the package: editing the tree while this runs (for hours) must not change
-# the code that later runs start with.
+# A frozen copy of the package as committed (HEAD), with the native kernels built here:
+# editing the tree while this runs (for hours) must not change the code later runs start with.
 snap="$(mktemp -d)"
-cp -r src "$snap/"
+git archive HEAD src | tar -x -C "$snap"
+cp src/revact/_C*.so src/revact/_native_build.json "$snap/src/revact/" 2>/dev/null || true
+echo "replication: code from commit $(git rev-parse --short HEAD)"
 export PYTHONPATH="$snap/src"
 exec .venv/bin/revact compare \
   --acts relu,silu,gelu,acon_c,acon_c:init=swish,meta_acon,meta_acon:init=swish,dyrelu_b,dyrelu_c,dyrelu_c:relu_init=True \
