@@ -10,16 +10,21 @@ resident memory, as mean ± std over seeds.
     python benchmarks/yolo_fmnist.py                    # writes runs/yolo_fmnist
     python benchmarks/yolo_fmnist.py --out benchmarks/results/yolo_fmnist  # the recorded run
     python benchmarks/yolo_fmnist.py --epochs 2 --train 128 --val 64 --seeds 0 --out /tmp/y  # smoke
+    python benchmarks/yolo_fmnist.py --backend ray --address HEAD:6379   # runs on a Ray cluster
+
+The (model, seed) runs go through revact's backends (``revact.train.backends``, as
+``revact compare`` does): ``--backend local`` runs them one after another here, ``--backend
+ray`` as one Ray task each (``--threads`` CPUs). A node that does not see ``--out`` gets
+this script and writes the detection set itself (same arguments, same bytes; it needs
+Fashion-MNIST), and sends its run's result back. ``--plan`` prints the runs and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -154,6 +159,40 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace, command: st
 
 #: Where results go without --out: a scratch folder, never the committed results.
 DEFAULT_OUT = Path("runs/yolo_fmnist")
+#: The options a run passes on to its own process (--one).
+RUN_OPTIONS = ("epochs", "train", "val", "imgsz", "batch", "threads")
+
+
+def _model_file(model: str, folder: Path) -> str:
+    """A MODELS value as a model YAML: the RevCol-nano one is written into ``folder``."""
+    return str(revcol_nano_yaml(folder)) if model == "revcol_nano" else model
+
+
+def _data_here(data: str, args: argparse.Namespace) -> str:
+    """The driver's detection set when this process sees it, else the same set written here
+    (a Ray node without the driver's folder)."""
+    if Path(data).is_file():
+        return data
+    from revact.data.detection import write_detection_dataset
+
+    return str(write_detection_dataset(args.out / "data", n_train=args.train, n_val=args.val,
+                                       imgsz=args.imgsz, overwrite=True))
+
+
+def _jobs(models: dict[str, str], seeds: list[int], data: str, args: argparse.Namespace):
+    """One backend job per (model, seed), seed-major: this script's ``--one`` in the job's
+    folder (a copy of the script travels with it), writing ``result.json``."""
+    from revact.train.backends import Job
+
+    source = Path(__file__).read_text()
+    options = [x for k in RUN_OPTIONS for x in (f"--{k}", str(getattr(args, k)))]
+    return [Job(key=(name, seed), label=f"{name} seed {seed}",
+                folder=args.out / "jobs" / f"{Path(model).stem}-s{seed}",
+                argv=["{dir}/yolo_fmnist.py", "--one", model, data, str(seed), *options,
+                      "--out", "{dir}"],
+                files={"yolo_fmnist.py": source}, collect=("result.json",), log="train.log",
+                threads=args.threads)
+            for seed in seeds for name, model in models.items()]
 
 
 def main() -> None:
@@ -175,6 +214,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default=",".join(MODELS),
                    help="comma-separated names from the list below (default: all of them)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where the runs go: 'local' here, one after another (default), or "
+                        "one Ray task each on a Ray cluster (pip install 'revact[cluster]')")
+    p.add_argument("--address", metavar="ADDR",
+                   help="the Ray cluster's head, HOST:6379 (default $RAY_ADDRESS, else auto)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the runs, their commands and the backend; run nothing")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "DATA", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--speed-only", action="store_true",
                    help="only the paired training-step ratios (added to results.md if present)")
@@ -183,10 +229,27 @@ def main() -> None:
     if unknown:
         p.error(f"--models: unknown {', '.join(map(repr, unknown))}; choose from "
                 f"{', '.join(map(repr, MODELS))}")
+    if args.address and args.backend != "ray":
+        p.error("--address is for --backend ray")
     args.out = args.out.resolve()
     if args.one:
         model, data, seed = args.one
-        print(json.dumps(train_one(model, data, int(seed), args)))
+        args.out.mkdir(parents=True, exist_ok=True)
+        result = train_one(_model_file(model, args.out), _data_here(data, args), int(seed), args)
+        (args.out / "result.json").write_text(json.dumps(result))
+        print(json.dumps(result))
+        return
+
+    from revact.train.backends import BackendError, make_backend
+
+    models = {n: MODELS[n] for n in args.models.split(",")}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        backend = make_backend(args.backend, 1, args.address)
+    except BackendError as e:
+        sys.exit(f"error: {e}")
+    if args.plan:
+        print_plan(backend, _jobs(models, seeds, str(args.out / "data" / "data.yaml"), args))
         return
 
     from revact.data.detection import write_detection_dataset
@@ -194,34 +257,65 @@ def main() -> None:
 
     prepare_offline()
     args.out.mkdir(parents=True, exist_ok=True)
-    models = {n: MODELS[n] for n in args.models.split(",")}
-    if "revcol_nano" in models.values():
-        models = {n: str(revcol_nano_yaml(args.out)) if m == "revcol_nano" else m
-                  for n, m in models.items()}
     if args.speed_only:
-        write_speed(models, args)
+        write_speed({n: _model_file(m, args.out) for n, m in models.items()}, args)
         return
     data = write_detection_dataset(args.out / "data", n_train=args.train, n_val=args.val,
                                    imgsz=args.imgsz, overwrite=True, progress=True)
     command = "python benchmarks/yolo_fmnist.py " + " ".join(sys.argv[1:])
-    results: dict[str, list[dict]] = {n: [] for n in models}
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for name, model in models.items():
-            t0 = time.time()
-            child = [sys.executable, __file__, "--one", model, str(data), str(seed),
-                     *sys.argv[1:]]
-            out = subprocess.run(child, capture_output=True, text=True,
-                                 env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-            if out.returncode:
-                sys.exit(f"{name} seed {seed} failed:\n{out.stderr[-4000:]}")
-            results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{name} seed {seed}: {results[name][-1]} ({time.time() - t0:.0f} s)",
-                  flush=True)
-            (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    try:
+        backend.start()
+    except BackendError as e:
+        sys.exit(f"error: {e}")
+    try:
+        results = run_all(backend, _jobs(models, seeds, str(data), args), models, args)
+    finally:
+        backend.close()
     text = report(results, args, command)
     (args.out / "results.md").write_text(text)
     print(text)
-    write_speed(models, args)
+    write_speed({n: _model_file(m, args.out) for n, m in models.items()}, args)
+
+
+def print_plan(backend, jobs) -> None:
+    print(f"backend: {backend.name}"
+          + (f" (Ray cluster at {backend.address})" if backend.name == "ray" else ""))
+    for job in jobs:
+        argv = [a.replace("{dir}", str(job.folder)) for a in job.argv]
+        print(f"{job.label}: {Path(sys.executable).name} {' '.join(map(repr, argv))}")
+
+
+def run_all(backend, jobs, models: dict[str, str], args: argparse.Namespace
+            ) -> dict[str, list[dict]]:
+    """Every job through ``backend``; results per model in seed order (results.json is
+    rewritten as runs end). Locally a failed run ends the benchmark; on Ray the others go
+    on and the failures are listed at the end."""
+    from contextlib import closing
+
+    for job in jobs:
+        job.folder.mkdir(parents=True, exist_ok=True)
+        for name, text in job.files.items():
+            (job.folder / name).write_text(text)
+    got: dict[tuple, dict] = {}
+    failed = []
+    with closing(backend.run(jobs, root=args.out)) as finished:
+        for r in finished:
+            name, seed = r.job.key
+            if r.rc:
+                msg = f"{name} seed {seed} failed on {r.node}: {r.error}\n{r.log_tail}"
+                if not backend.keep_going:
+                    sys.exit(msg)
+                failed.append(msg)
+                continue
+            got[r.job.key] = json.loads((r.job.folder / "result.json").read_text())
+            backend.echo(f"{name} seed {seed}: {got[r.job.key]} ({r.seconds:.0f} s"
+                         + (f" on {r.node})" if backend.name != "local" else ")"))
+            done = {n: [got[j.key] for j in jobs if j.key in got and j.key[0] == n]
+                    for n in models}
+            (args.out / "results.json").write_text(json.dumps(done, indent=1))
+    if failed:
+        sys.exit(f"{len(failed)} run(s) failed:\n" + "\n".join(failed))
+    return {n: [got[j.key] for j in jobs if j.key[0] == n] for n in models}
 
 
 def write_speed(models: dict[str, str], args: argparse.Namespace) -> None:

@@ -9,7 +9,9 @@ so the README cannot drift from the package.
   (``--act``, ``--acts``, ``--model``, a model YAML, a flops/export model, ``revact yolo``'s
   ``key=value`` arguments) must be ones revact or Ultralytics knows. ``make X`` needs a
   Makefile target ``X``; ``python benchmarks/X.py`` needs the script and every option it
-  passes; ``torchrun ... -m revact.cli ...`` is checked as the ``revact`` command it runs.
+  passes; ``torchrun ... -m revact.cli ...`` is checked as the ``revact`` command it runs,
+  ``ray start ...`` by Ray's own command-line parser (skipped without Ray), ``srun ... CMD``
+  as the CMD it starts on the nodes; a trailing ``&`` is dropped.
 - Inline ``revact ...`` code spans in the prose: parsed the same way.
 - Fenced ``python`` blocks: run for real, in a scratch folder holding a stand-in for the
   RevCol release file they load (``revcol_tiny_1k.pth``: revact's own RevCol-T weights in
@@ -174,9 +176,31 @@ def _check_revact(argv: list[str], where: str) -> None:
     _check_names(argv)
 
 
+def _check_ray(argv: list[str], where: str) -> None:
+    """``ray SUB ...`` parses with Ray's click command line (nothing is run)."""
+    pytest.importorskip("ray")
+    import click
+    from ray.scripts.scripts import cli
+
+    assert argv and argv[0] in cli.commands, f"{where}: `ray` has no sub-command {argv[:1]}"
+    try:
+        cli.commands[argv[0]].make_context(f"ray {argv[0]}", list(argv[1:]))
+    except click.ClickException as e:
+        pytest.fail(f"{where}: `ray {' '.join(argv)}` does not parse: {e.format_message()}")
+
+
 def _check_command(command: str, where: str, tmp_path: Path) -> None:
     argv = shlex.split(command)
-    if argv[0] == "revact":
+    if argv[-1] == "&":  # started in the background
+        argv = argv[:-1]
+    if argv[0] == "srun":  # Slurm starts the command after its own options on the nodes
+        start = next((i for i, a in enumerate(argv) if a in ("ray", "revact", "torchrun")),
+                     None)
+        assert start is not None, f"{where}: srun starts no command this test knows"
+        argv = argv[start:]
+    if argv[0] == "ray":
+        _check_ray(argv[1:], where)
+    elif argv[0] == "revact":
         if command in RUN:
             out, cwd = io.StringIO(), os.getcwd()
             os.chdir(tmp_path)

@@ -103,6 +103,7 @@ examples:
   revact compare --acts relu,dyrelu_b --seeds 5 --epochs 5 --out runs/dyb_vs_relu
   revact compare --full --epochs 3 --out runs/full # all 55,000 training images
   revact compare --quick --acts relu,silu --seeds 2  # smoke test, seconds
+  revact compare --backend ray --address HEAD:6379 --seeds 10  # one Ray task per run
 
 Every activation gets the same network, recipe, data split and seeds; seed k gives the same
 data order for all, and the same initial weights wherever the activation draws no random
@@ -226,7 +227,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-plots", dest="plots", action="store_false", help="skip PNG plots")
     c.add_argument("--jobs", type=int, default=None,
                    help="runs at once, each its own process (default: CPU cores // --threads "
-                        "on CPU, 1 on a GPU)")
+                        "on CPU, 1 on a GPU); --backend local only")
+    cl = c.add_argument_group("cluster")
+    cl.add_argument("--backend", choices=("local", "ray"), default="local",
+                    help="where runs go: 'local' processes on this machine (default) or one "
+                         "Ray task per run on a Ray cluster, each asking for --threads CPUs "
+                         "(and a GPU with --device cuda); needs pip install 'revact[cluster]'")
+    cl.add_argument("--address", metavar="ADDR",
+                    help="the Ray cluster's head, HOST:6379 (default: $RAY_ADDRESS, else "
+                         "'auto': the cluster this machine is part of); --backend ray only")
     c.set_defaults(func=_compare)
 
 
@@ -324,23 +333,24 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from revact.data import DataNotFoundError, load_data
+    from revact.train.backends import BackendError, make_backend
     from revact.train.checkpoint import check_out_dir
-    from revact.train.compare import (
-        check_out_recipe,
-        default_jobs,
-        plan_runs,
-        recipe_tag,
-        run_compare,
-    )
-    from revact.train.engine import steps_per_epoch
-    from revact.train.report import format_leaderboard
+    from revact.train.compare import check_out_recipe, default_jobs, plan_runs, recipe_tag
 
     acts = [_act_name(a) for a in args.acts.split(",") if a.strip()]
     threads = args.threads or 1
+    ray = args.backend == "ray"
     try:  # everything checked here, once, before data is loaded and before any run starts
         seeds = _parse_seeds(args.seeds)
         cfg = _config(args, threads=threads)
+        if not ray and args.address:
+            raise ValueError("--address is for --backend ray")
+        if ray and args.jobs is not None:
+            raise ValueError("--jobs is for --backend local; on Ray each run asks for "
+                             "--threads CPUs and the cluster's CPUs decide how many run at once")
+        if ray and cfg.device.startswith("cuda:"):
+            raise ValueError(f"--device {cfg.device}: on Ray each run gets one GPU of its "
+                             "node; give --device cuda")
         jobs = default_jobs(threads, cfg.device) if args.jobs is None else args.jobs
         plan_runs(acts, seeds, jobs)
         err = _check_names(acts, cfg.model)
@@ -349,23 +359,54 @@ def _compare(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args, cfg, recipe_tag)
         check_out_dir(out)
         check_out_recipe(out, cfg)
+        backend = make_backend(args.backend, jobs, args.address)
+    except (BackendError, ValueError) as e:
+        return _error(e)
+    try:
+        backend.start()
+    except BackendError as e:
+        return _error(e)
+    try:
+        return _compare_on(args, backend, acts, seeds, cfg, out)
+    finally:
+        backend.close()
+
+
+def _compare_on(args: argparse.Namespace, backend, acts: list[str], seeds: list[int], cfg,
+                out: str) -> int:
+    from revact.data import DataNotFoundError, load_data
+    from revact.train.compare import run_compare
+    from revact.train.config import expand_path
+    from revact.train.engine import steps_per_epoch
+    from revact.train.report import format_leaderboard
+
+    try:
         # Fail here, once, with the how-to-get-it message rather than in every run.
-        data = load_data(cfg.data, cfg.data_dir, val_size=cfg.val_size,
+        data = load_data(cfg.data, expand_path(cfg.data_dir), val_size=cfg.val_size,
                          split_seed=cfg.split_seed, train_subset=cfg.train_subset,
                          test_subset=cfg.test_subset, download=cfg.download)
         steps_per_epoch(cfg, data)
-    except (DataNotFoundError, ValueError) as e:
+    except DataNotFoundError as e:
+        if backend.name == "local":
+            return _error(e)
+        # The driver of a cluster run needs no copy: every node loads its own.
+        data = None
+        described = ("the data is not on this machine (each node loads its own copy; a node "
+                     "without it fails its runs and says so)")
+    except ValueError as e:
         return _error(e)
-    # The loader's split is 5,000 validation images; runs score a fixed subset of it.
-    val_note = f" (runs validate on {cfg.val_subset})" if cfg.val_subset else ""
+    if data is not None:
+        # The loader's split is 5,000 validation images; runs score a fixed subset of it.
+        val_note = f" (runs validate on {cfg.val_subset})" if cfg.val_subset else ""
+        described = f"{data.describe()}{val_note}"
     print(f"compare: {len(acts)} activations x {len(seeds)} seeds on {cfg.model}, "
-          f"{cfg.epochs} epoch(s), {jobs} run(s) at once; {data.describe()}{val_note}; "
-          f"results in {out}", flush=True)
+          f"{cfg.epochs} epoch(s), {backend.describe()}; {described}; results in {out}",
+          flush=True)
     del data
     command = "revact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     try:
         results = run_compare(acts, seeds, cfg, out, plots=args.plots, command=command,
-                              jobs=jobs)
+                              jobs=getattr(backend, "jobs", 1), backend=backend)
     except RuntimeError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1

@@ -1,26 +1,25 @@
 """``revact compare``: the same network, recipe and seeds for every activation.
 
 Each (activation, seed) run is a separate process (see :mod:`revact.train.worker`) writing
-into ``OUT/runs/<act>/seed<k>/``. A comparison that is interrupted can be started again with
+into ``OUT/runs/<act>/seed<k>/``, started on this machine or on a Ray cluster
+(:mod:`revact.train.backends`). A comparison that is interrupted can be started again with
 the same command: finished runs are reused (when their recipe matches) and a run that was
 cut off resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from revact.train.backends import Backend, Job, JobResult, LocalBackend
 from revact.train.config import TrainConfig, saved_recipe_value
 from revact.train.results import CompareRun, RunResult
 from revact.train.stats import holm, paired_ci, paired_p_value, verdict
@@ -90,64 +89,35 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> RunResult | None:
     return RunResult.from_dict(metrics)
 
 
-class _Processes:
-    """The training processes now running, so an interrupt can stop them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._live: set[subprocess.Popen] = set()
-        self.stopping = False
-
-    def run(self, cmd: list[str], log: Path, env: dict[str, str]) -> int:
-        with open(log, "a") as f:
-            with self._lock:
-                if self.stopping:
-                    return -signal.SIGTERM
-                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-                self._live.add(proc)
-            try:
-                return proc.wait()
-            finally:
-                with self._lock:
-                    self._live.discard(proc)
-
-    def stop(self) -> None:
-        """Terminate every running process (each checkpoints per epoch, so a re-run resumes)."""
-        with self._lock:
-            self.stopping = True
-            for proc in self._live:
-                proc.terminate()
-
-
-def _launch(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[int, str]:
-    """Run one training process; returns (exit code, path of its log)."""
+def _job(cfg: TrainConfig, run_dir: Path, act: str, seed: int) -> Job:
+    """The training process of one run, for any backend: its config.json is written here
+    (and sent along to a node that does not see this folder)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    cmd = [sys.executable, "-m", "revact.train.worker", str(run_dir / "config.json")]
-    if (run_dir / "checkpoint.pt").is_file():
-        cmd.append("--resume")
-    log = run_dir / "train.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if cfg.threads:
-        # Fix OpenMP's pool size before torch starts, not only torch.set_num_threads.
-        env["OMP_NUM_THREADS"] = str(cfg.threads)
-    return procs.run(cmd, log, env), str(log)
+    config = json.dumps(cfg.to_dict(), indent=2)
+    (run_dir / "config.json").write_text(config)
+    return Job(
+        key=(act, seed), label=f"{act} seed {seed}", folder=run_dir,
+        argv=["-m", "revact.train.worker", "{dir}/config.json", "--out", "{dir}"],
+        files={"config.json": config}, collect=("metrics.json",), log="train.log",
+        resume=("checkpoint.pt", "--resume"), threads=cfg.threads or 1,
+        gpus=1 if cfg.device.startswith("cuda") else 0,
+    )
 
 
-def _run_or_reuse(cfg: TrainConfig, run_dir: Path, procs: _Processes) -> tuple[RunResult, str]:
-    """The result of one run, training it unless a finished run with this recipe exists."""
-    result = _finished(run_dir, cfg)
-    if result is not None:
-        return result, "reused"
-    t0 = time.perf_counter()
-    rc, log = _launch(cfg, run_dir, procs)
-    result = _finished(run_dir, cfg)
-    if rc != 0 or result is None:
-        tail = "".join(Path(log).read_text().splitlines(True)[-25:])
-        raise RuntimeError(f"run {cfg.act} seed {cfg.seed} failed (exit {rc}); log {log}:\n{tail}")
-    elapsed = time.perf_counter() - t0
-    (run_dir / "wall_seconds.txt").write_text(f"{elapsed:.1f}\n")
-    return result, f"{elapsed:.0f}s"
+def _failure(r: JobResult, backend: Backend) -> str:
+    act, seed = r.job.key
+    if backend.name == "local":
+        return (f"run {act} seed {seed} failed (exit {r.rc}); log "
+                f"{r.job.folder / r.job.log}:\n{r.log_tail}")
+    return f"{act} seed {seed} on {r.node}: {r.error or f'exit {r.rc}'}"
+
+
+def _read_node(run_dir: Path) -> str | None:
+    """Where a finished run ran (``node.txt``; None for runs from before it was written)."""
+    path = run_dir / "node.txt"
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None
 
 
 def default_jobs(threads: int | None, device: str = "cpu") -> int:
@@ -180,12 +150,16 @@ def plan_runs(acts: list[str], seeds: list[int], jobs: int) -> list[tuple[str, i
 def run_compare(
     acts: list[str], seeds: list[int], base: TrainConfig, out: str | os.PathLike,
     plots: bool = True, command: str | None = None, jobs: int = 1,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
     """Train every activation with every seed, then write the leaderboard and plots.
 
     Runs start seed-major (all activations for seed 0, then seed 1, ...), so a comparison cut
-    short still has paired results for the seeds it finished. ``jobs`` runs go at once, each
-    in its own process; results keep the seed-major order whatever order runs finish in.
+    short still has paired results for the seeds it finished. Each run is its own process,
+    started by ``backend``: by default :class:`~revact.train.backends.LocalBackend`, ``jobs``
+    at once on this machine; a :class:`~revact.train.backends.RayBackend` (started) spreads
+    them over a Ray cluster. Results keep the seed-major order whatever order runs finish
+    in, and each run's ``node`` says where it ran.
 
     Returns:
         The results dictionary written to ``OUT/results.json``.
@@ -193,9 +167,11 @@ def run_compare(
     Raises:
         ValueError: see :func:`plan_runs`; also ``out`` is a file or holds runs of
             another recipe (:func:`check_out_recipe`).
-        RuntimeError: a run failed; the message gives the tail of its log. Queued runs
-            are not started and running ones are stopped (a re-run resumes them from
-            their last epoch's checkpoint); so does an interrupt.
+        RuntimeError: a run failed. Locally the message gives the tail of its log, queued
+            runs are not started and running ones are stopped (a re-run resumes them from
+            their last epoch's checkpoint), as on an interrupt. On Ray the other runs go on
+            and the message lists every failed run with its node, after the rest finished
+            (a re-run reuses them).
     """
     from revact.train.checkpoint import check_out_dir
 
@@ -203,41 +179,70 @@ def run_compare(
     out = check_out_dir(out)
     check_out_recipe(out, base)
     out.mkdir(parents=True, exist_ok=True)
+    backend = backend or LocalBackend(jobs)
     width = len(str(len(plan)))
     t_start = time.perf_counter()
     result_of: dict[tuple[str, int], RunResult] = {}
-    procs = _Processes()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {}
-        try:
-            for act, seed in plan:
-                run_dir = _run_dir(out, act, seed)
-                cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
-                futures[pool.submit(_run_or_reuse, cfg, run_dir, procs)] = (act, seed)
-            for done, fut in enumerate(as_completed(futures), 1):
-                act, seed = futures[fut]
-                result, took = fut.result()
-                result_of[act, seed] = result
-                print(f"[{done:>{width}}/{len(plan)}] {act:<12} seed {seed}  "
-                      f"test {result.test_acc:6.2f}%  val {result.val_acc:6.2f}%  "
-                      f"{result.train_img_per_s:6.0f} img/s  ({took})", flush=True)
-        except BaseException:
-            # A failed run or an interrupt: start nothing more and stop what is running.
-            pool.shutdown(wait=False, cancel_futures=True)
-            procs.stop()
-            raise
+    node_of: dict[tuple[str, int], str | None] = {}
+    todo: list[Job] = []
+    failed: list[str] = []
+
+    def report(act: str, seed: int, result: RunResult, took: str) -> None:
+        n = len(result_of) + len(failed)
+        backend.echo(f"[{n:>{width}}/{len(plan)}] {act:<12} seed {seed}  "
+                     f"test {result.test_acc:6.2f}%  val {result.val_acc:6.2f}%  "
+                     f"{result.train_img_per_s:6.0f} img/s  ({took})")
+
+    for act, seed in plan:
+        run_dir = _run_dir(out, act, seed)
+        cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
+        result = _finished(run_dir, cfg)
+        if result is None:
+            todo.append(_job(cfg, run_dir, act, seed))
+            continue
+        result_of[act, seed] = result
+        node_of[act, seed] = _read_node(run_dir)
+        report(act, seed, result, "reused")
+    # Closing it stops what still runs: on a failure that ends the comparison, an interrupt.
+    with contextlib.closing(backend.run(todo, root=out)) as finished:
+        for r in finished:
+            act, seed = r.job.key
+            run_dir = r.job.folder
+            cfg = replace(base, act=act, seed=seed, out=str(run_dir), progress=False)
+            result = _finished(run_dir, cfg) if r.rc == 0 else None
+            if result is None:
+                msg = _failure(r, backend)
+                if not backend.keep_going:
+                    raise RuntimeError(msg)
+                failed.append(msg)
+                backend.echo(f"[{len(result_of) + len(failed):>{width}}/{len(plan)}] "
+                             f"{act:<12} seed {seed}  FAILED: {msg}")
+                continue
+            (run_dir / "wall_seconds.txt").write_text(f"{r.seconds:.1f}\n")
+            (run_dir / "node.txt").write_text(f"{r.node}\n")
+            result_of[act, seed] = result
+            node_of[act, seed] = r.node
+            took = f"{r.seconds:.0f}s" + (f" on {r.node}" if backend.name != "local" else "")
+            report(act, seed, result, took)
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(plan)} runs failed (the {len(result_of)} others are kept "
+            f"in {out}/runs; the same command reuses them and runs these again):\n  "
+            + "\n  ".join(failed))
     runs: list[CompareRun] = []
     for act, seed in plan:
         run_dir = _run_dir(out, act, seed)
         wall = run_dir / "wall_seconds.txt"
         runs.append(CompareRun.from_result(
             act, seed, str(run_dir.relative_to(out)),
-            float(wall.read_text()) if wall.is_file() else None, result_of[act, seed]))
+            float(wall.read_text()) if wall.is_file() else None, result_of[act, seed],
+            node=node_of[act, seed]))
     last = result_of[plan[-1]]
     data_info = last.data
     env_info = {"device": last.device, "threads": last.threads, "torch": last.torch,
                 "peak_mem_kind": last.peak_mem_kind}
     _recount_macs(runs, out, data_info)
+    gpus = 1 if base.device.startswith("cuda") else 0
     results = {
         "command": command or "",
         "baseline": acts[0],
@@ -251,7 +256,9 @@ def run_compare(
                         "runs_wall_seconds": _total([r.wall_seconds for r in runs]),
                         "invocation_seconds": time.perf_counter() - t_start,
                         # Runs at once: their img/s share the machine's memory bandwidth.
-                        "parallel_runs": jobs},
+                        "parallel_runs": backend.parallel(base.threads or 1, gpus),
+                        "backend": backend.name,
+                        "nodes": sorted({n for n in node_of.values() if n})},
         "leaderboard": summarize(runs, acts),
         "runs": [r.to_dict() for r in runs],
     }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 
 __all__ = ["TrainConfig", "RECIPE_KEYS", "DEFAULT_LR", "DEFAULT_WEIGHT_DECAY",
-           "saved_recipe_value"]
+           "saved_recipe_value", "expand_path"]
 
 # Per optimizer, for a config that leaves lr / weight_decay as None.
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
@@ -125,3 +126,10 @@ _ADDED_KEYS = {"precise_bn": 0}
 def saved_recipe_value(saved: dict, key: str):
     """``saved[key]`` of a saved config, or the value an older file without it was made with."""
     return saved.get(key, _ADDED_KEYS.get(key))
+
+
+def expand_path(path: str | None) -> str | None:
+    """``~`` and ``$VARS`` in a path, expanded where the run is: a ``--data-dir`` given as
+    ``'$SLURM_TMPDIR/fmnist'`` (quoted, so that the shell leaves it) names each node's own
+    copy of the data in a cluster run."""
+    return None if path is None else os.path.expandvars(os.path.expanduser(path))

@@ -7,6 +7,13 @@ run. Everything random is either a pure function of ``(seed, epoch)`` (the data 
 dropout, the augmentation generator, Python's ``random``), and the checkpoint also holds
 model, optimizer, scheduler and grad-scaler state.
 
+Under ``torchrun`` (one machine or several) the processes train the run one process would
+with the same global batch, up to float rounding: each takes its share of every global
+batch, BatchNorm normalises over the whole global batch (:func:`global_batch_norm`), the
+flips are drawn for the global batch, and gradients are averaged. Dropout masks are the
+exception: each process draws its own (from the same seed), so a network with dropout
+(MobileNetV2's classifier) trains a slightly different run per process count.
+
 Resuming with more epochs than the checkpoint's run was started with is allowed, and is the
 one exception to that contract: the LR schedule (linear warm-up, then cosine to zero over
 all steps) is redrawn over the new total, and from the next step the run follows it. So
@@ -44,11 +51,12 @@ from revact.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from revact.train.config import TrainConfig
+from revact.train.config import TrainConfig, expand_path
 from revact.train.distributed import (
     DistInfo,
     all_reduce_sum,
     cleanup_distributed,
+    global_batch_norm,
     init_distributed,
 )
 from revact.train.precise_bn import precise_bn
@@ -133,12 +141,17 @@ class _Normalizer:
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
 
-    def __call__(self, images: Tensor, flip_gen: torch.Generator | None = None) -> Tensor:
+    def __call__(self, images: Tensor, flip_gen: torch.Generator | None = None,
+                 info: DistInfo | None = None) -> Tensor:
         x = images.to(self.device, non_blocking=True).float().div_(255)
         if flip_gen is not None:
             # Horizontal flip of a random half: the only augmentation, cheap and safe for
             # clothing images; drawn from a dedicated generator saved in the checkpoint.
-            flip = torch.rand(x.shape[0], generator=flip_gen) < 0.5
+            # Drawn for the whole global batch on every rank, each taking its images' share
+            # (the sampler gives rank r the batch's images r, r + world, ...): the flips
+            # do not depend on the number of processes.
+            rank, world = (info.rank, info.world_size) if info else (0, 1)
+            flip = (torch.rand(x.shape[0] * world, generator=flip_gen) < 0.5)[rank::world]
             x[flip.to(self.device)] = x[flip.to(self.device)].flip(-1)
         return (x - self.mean) / self.std
 
@@ -294,6 +307,9 @@ def _train(
                        "(a warm restart; not the same as an uninterrupted run)")
     run.net = run.model
     if info.enabled:
+        # BatchNorm over the global batch, as one process has it (same parameters and
+        # buffers: the optimizer and the checkpoint do not notice).
+        run.model = global_batch_norm(run.model, device)
         run.net = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[device.index] if device.type == "cuda" else None
         )
@@ -349,7 +365,7 @@ def _set_up(
 
     if data is None:
         data = load_data(
-            cfg.data, cfg.data_dir, val_size=cfg.val_size, split_seed=cfg.split_seed,
+            cfg.data, expand_path(cfg.data_dir), val_size=cfg.val_size, split_seed=cfg.split_seed,
             train_subset=cfg.train_subset, test_subset=cfg.test_subset, download=cfg.download,
         )
     steps_per_epoch(cfg, data, info.world_size)
@@ -387,7 +403,7 @@ def _set_up(
         cfg=cfg, info=info, device=device, data=data, val_data=val_data, model=model,
         opt=opt, sched=sched,
         scaler=torch.amp.GradScaler("cuda", enabled=_uses_scaler(cfg, device)),
-        sampler=sampler, flip_gen=torch.Generator().manual_seed(cfg.seed * 1000 + info.rank),
+        sampler=sampler, flip_gen=torch.Generator().manual_seed(cfg.seed * 1000),
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
         norm=_Normalizer(data, device), n_steps=n_steps, per_rank_batch=per_rank_batch,
         n_params=n_params, macs=macs, saved_mib=saved_mib,
@@ -510,7 +526,7 @@ def _train_pass(run: _Run, epoch: int) -> tuple[float, float, float, float]:
     t0 = time.perf_counter()
     for step in range(run.n_steps):
         b = order[step * b_size : (step + 1) * b_size]
-        x = run.norm(run.data.train.images[b], run.flip_gen if cfg.augment else None)
+        x = run.norm(run.data.train.images[b], run.flip_gen if cfg.augment else None, run.info)
         y = run.data.train.labels[b].to(device)
         with _autocast(cfg, device):
             logits = run.net(x)

@@ -99,6 +99,9 @@ class CompareRun:
     seed: int
     dir: str  # relative to the comparison folder
     wall_seconds: float | None
+    # Where it ran: this machine's host name (--backend local) or "host/<Ray node id>";
+    # None in results written before it was recorded.
+    node: str | None
     test_acc: float
     test_loss: float
     val_acc: float | None
@@ -114,12 +117,15 @@ class CompareRun:
 
     @classmethod
     def from_result(cls, act: str, seed: int, dir: str, wall_seconds: float | None,
-                    result: RunResult) -> CompareRun:
-        return cls(act=act, seed=seed, dir=dir, wall_seconds=wall_seconds,
+                    result: RunResult, node: str | None = None) -> CompareRun:
+        return cls(act=act, seed=seed, dir=dir, wall_seconds=wall_seconds, node=node,
                    **{k: getattr(result, k) for k in _KEPT})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["node"] is None:  # a row from before nodes were recorded reads back as it was
+            del d["node"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CompareRun:
