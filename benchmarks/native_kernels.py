@@ -1,10 +1,14 @@
-"""The native CPU kernels alone, in both layouts, against ReLU's forward + backward.
+"""The native CPU kernels alone, in both layouts, against ReLU's forward + backward, and
+how they scale from one thread to two.
 
     python benchmarks/native_kernels.py [--threads 2]
+    python benchmarks/native_kernels.py --scaling --batch 1 --size 112
 
-Calls the ops directly (``torch.ops.revact``) on a (16, 96, 56, 56) float32 tensor, as
-channels-first (N, C, H, W) and as channels-last (N, H, W, C) memory; ReLU is timed on the
-same tensor. Medians of 40 calls; compare the ratios, not the milliseconds.
+Calls the ops directly (``torch.ops.revact``) on a (16, 96, 56, 56) float32 tensor (or
+``--batch``, ``--size``), as channels-first (N, C, H, W) and as channels-last (N, H, W, C)
+memory; ReLU is timed on the same tensor. Medians of 40 calls; compare the ratios, not the
+milliseconds. ``--scaling``: each kernel's forward + backward on 2 threads over 1 thread,
+the two timed in alternating rounds (median of the per-round ratios).
 """
 
 from __future__ import annotations
@@ -30,37 +34,74 @@ def median_ms(fn: Callable[[], object], repeats: int = 40) -> float:
     return statistics.median(times) * 1e3
 
 
-def ratios(channels_last: bool, n: int = 16, c: int = 96, h: int = 56, w: int = 56) -> str:
-    ops = torch.ops.revact
+def _inputs(channels_last: bool, n: int, c: int, h: int, w: int):
     coeff = torch.randn(1, c).expand(n, c)  # per channel, stride 0 over samples
     ab = torch.randn(n, c, 2)
     x, g = torch.randn(n, c, h, w), torch.randn(n, c, h, w)
     if channels_last:  # the kernels take the (N, H, W, C) view
         x, g = x.movedim(1, -1).contiguous(), g.movedim(1, -1).contiguous()
     scale = torch.rand(n, h * w) if channels_last else torch.rand(n, 1, h, w)
+    return x, g, coeff, ab, scale
+
+
+def _kernels(channels_last: bool, n: int, c: int, h: int, w: int) -> dict[str, Callable]:
+    """Forward + backward of each kernel, as one call."""
+    ops = torch.ops.revact
+    x, g, coeff, ab, scale = _inputs(channels_last, n, c, h, w)
+
+    def acon():
+        ops.acon_forward(x, coeff, 0.5 * coeff, coeff.abs(), channels_last)
+        ops.acon_backward(g, x, coeff, 0.5 * coeff, coeff.abs(), channels_last)
+
+    def max2(s=None):
+        ops.max2_forward(x, ab, ab, s, channels_last)
+        ops.max2_backward(g, x, ab, ab, s, channels_last)
+
+    return {"ACON": acon, "max-affine": max2, "with DY-ReLU-C's scale": lambda: max2(scale)}
+
+
+def scaling(channels_last: bool, n: int, c: int, h: int, w: int, rounds: int = 15) -> str:
+    """Each kernel's time on 2 threads over its time on 1, in alternating rounds."""
+    parts = []
+    for name, fn in _kernels(channels_last, n, c, h, w).items():
+        per_round = []
+        for _ in range(rounds):
+            times = {}
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                times[threads] = median_ms(fn, repeats=5)
+            per_round.append(times[2] / times[1])
+        parts.append(f"{name} {statistics.median(per_round):.2f}")
+    layout = "channels-last " if channels_last else "channels-first"
+    return f"{layout} ({n}, {c}, {h}, {w}): 2 threads / 1 thread: " + ", ".join(parts)
+
+
+def ratios(channels_last: bool, n: int = 16, c: int = 96, h: int = 56, w: int = 56) -> str:
+    x, g, *_ = _inputs(channels_last, n, c, h, w)
     relu = median_ms(lambda: torch.relu(x)) + median_ms(
         lambda: torch.ops.aten.threshold_backward(g, x, 0))
-    acon = median_ms(lambda: ops.acon_forward(x, coeff, 0.5 * coeff, coeff.abs(),
-                                              channels_last)) + median_ms(
-        lambda: ops.acon_backward(g, x, coeff, 0.5 * coeff, coeff.abs(), channels_last))
-    max2 = median_ms(lambda: ops.max2_forward(x, ab, ab, None, channels_last)) + median_ms(
-        lambda: ops.max2_backward(g, x, ab, ab, None, channels_last))
-    scaled = median_ms(lambda: ops.max2_forward(x, ab, ab, scale, channels_last)) + \
-        median_ms(lambda: ops.max2_backward(g, x, ab, ab, scale, channels_last))
+    parts = [f"{name} {median_ms(fn) / relu:.2f}x"
+             for name, fn in _kernels(channels_last, n, c, h, w).items()]
     layout = "channels-last " if channels_last else "channels-first"
-    return (f"{layout}: ReLU fwd+bwd {relu:.2f} ms; ACON {acon / relu:.2f}x, "
-            f"max-affine {max2 / relu:.2f}x, with DY-ReLU-C's scale {scaled / relu:.2f}x")
+    return f"{layout}: ReLU fwd+bwd {relu:.2f} ms; " + ", ".join(parts)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--channels", type=int, default=96)
+    p.add_argument("--size", type=int, default=56, help="H = W")
+    p.add_argument("--scaling", action="store_true",
+                   help="2 threads against 1 instead of the kernels against ReLU")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
     if not revact.native_kernels_available():
         raise SystemExit("the native kernels are not built (see README: install)")
+    shape = (args.batch, args.channels, args.size, args.size)
+    torch.set_num_threads(args.threads)
     for channels_last in (False, True):
-        print(ratios(channels_last), flush=True)
+        print(scaling(channels_last, *shape) if args.scaling else ratios(channels_last, *shape),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,36 @@ def test_several_threads_give_the_same_numbers(rng):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_batch_of_one_gives_the_same_numbers_on_any_thread_count(channels_last, rng):
+    """One sample, 48 x 48 = 2,304 positions: the work is split over positions (blocks of
+    a sample), not samples, with sums in a fixed order; 1, 2 and 3 threads agree to the bit,
+    for both layouts, with and without DY-ReLU-C's scale."""
+    x = _rand((1, 24, 48, 48), rng, -4, 4, torch.float32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(x.shape, generator=rng)
+    cases = [
+        (acon, (x, _rand((1, 24, 1, 1), rng, dtype=torch.float32),
+                _rand((1, 24, 1, 1), rng, dtype=torch.float32),
+                _rand((1, 24, 1, 1), rng, 0.1, 3, torch.float32)), ACON_OPS),
+        (max_affine, (x, _rand((1, 24, 1, 1, 2), rng, dtype=torch.float32),
+                      _rand((1, 24, 1, 1, 2), rng, dtype=torch.float32), None), MAX2_OPS),
+        (max_affine, (x, _rand((1, 24, 1, 1, 2), rng, dtype=torch.float32),
+                      _rand((1, 24, 1, 1, 2), rng, dtype=torch.float32),
+                      _rand((1, 1, 48, 48), rng, 0, 1, torch.float32)), MAX2_OPS),
+    ]
+    for fn, inputs, ops in cases:
+        results = []
+        for threads in (1, 2, 3):  # the autouse fixture restores the count
+            torch.set_num_threads(threads)
+            assert _native_ops(lambda fn=fn, inputs=inputs: _value_and_grads(fn, inputs, g)) == ops
+            results.append(_value_and_grads(fn, inputs, g))
+        for other in results[1:]:
+            for a, b in zip(results[0], other, strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("fn", [acon, max_affine])
 def test_nan_and_inf_propagate_as_in_pytorch(fn, rng):
     x = torch.randn(2, 3, 4, 4, generator=rng)

@@ -245,6 +245,28 @@ def test_runs_get_the_priority_a_local_run_has(cluster, tmp_path):
     assert (tmp_path / "job" / "nice.txt").read_text() == str(os.nice(0))
 
 
+def test_no_more_runs_at_once_than_cpus(cluster, tmp_path):
+    """Two 1-CPU nodes, four 1-CPU jobs: never more than two run at once. (A task that
+    blocks in ray.get lends its CPU to the next one; the tasks must not.)"""
+    from revact.train.backends import Job, RayBackend
+
+    stamp = ("import time; t = time.time(); time.sleep(1.5); "
+             "open('span.txt', 'w').write(f'{t} {time.time()}')")
+    jobs = [Job(key=("span", i), label=f"span {i}", folder=tmp_path / f"job{i}",
+                argv=["-c", stamp]) for i in range(4)]
+    backend = RayBackend(cluster.address)
+    backend.start()
+    try:
+        results = list(backend.run(jobs, root=tmp_path))
+    finally:
+        backend.close()
+    assert [r.rc for r in results] == [0] * 4, [r.error for r in results]
+    spans = [tuple(map(float, (tmp_path / f"job{i}" / "span.txt").read_text().split()))
+             for i in range(4)]
+    busiest = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
+    assert busiest <= 2, spans
+
+
 def test_killed_node_run_is_retried_elsewhere(cluster, reference, revact_bin, tiny_data,
                                               tmp_path, env):
     """Node B dies mid-run: its run is retried on the head, resumes from the checkpoint in

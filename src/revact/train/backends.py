@@ -414,9 +414,11 @@ class RayBackend(Backend):
             # On the driver's own node (whose loss ends the comparison anyway), not on one
             # that may die with its runs: soft affinity does not keep a 0-CPU actor there.
             here = ray.get_runtime_context().get_node_id()
-            return ray.remote(_Tracker).options(
+            tracker = ray.remote(_Tracker).options(
                 num_cpus=0, max_restarts=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+            ray.get(tracker.snapshot.remote(), timeout=60)  # up before the tasks tell it
+            return tracker
         except Exception:  # progress without "running" is still progress
             return None
 
@@ -551,11 +553,12 @@ def _run_on_node(spec: dict, driver_versions: dict[str, str], tracker=None) -> d
     node_id = ray.get_runtime_context().get_node_id()
     node = f"{socket.gethostname()}/{node_id[:8]}"
     if tracker is not None:
-        # Waited for: a start sent while the tracker is still starting would be lost with
-        # this node if it died before sending it on, and with it the note that the task was
-        # retried. The driver's progress display is all that depends on it.
+        # Not waited for: a task blocked in ray.get lends its CPUs to the next queued task,
+        # which would then run beside it (more runs than CPUs). The tracker is up before
+        # any task is sent, so the message goes out at once; only the progress display and
+        # the "retried on" note depend on it.
         with contextlib.suppress(Exception):
-            ray.get(tracker.start.remote(tuple(spec["key"]), node), timeout=30)
+            tracker.start.remote(tuple(spec["key"]), node)
     result = {"rc": 1, "node": node, "seconds": 0.0, "files": {}, "log": "", "shared": False,
               "where": "", "error": None}
     mismatch = _version_error(driver_versions, versions())

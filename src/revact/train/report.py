@@ -105,7 +105,24 @@ How to read it:
   torch); **saved for bwd**: tensors autograd keeps for one training batch of
   {rec['batch_size']}, measured exactly with saved-tensor hooks (`revact.bench.memory`).
 
-{wall_line}"""
+{_scope(results)}{wall_line}"""
+
+
+def _scope(results: dict[str, Any]) -> str:
+    """What a comparison of this length and these intervals can and cannot show."""
+    rec = results["recipe"]
+    steps = rec["epochs"] * (results["data"]["train"] // rec["batch_size"])
+    halves = [(r["diff_ci_high"] - r["diff_ci_low"]) / 2 for r in results["leaderboard"]
+              if r.get("diff_ci_low") is not None and r.get("diff_ci_high") is not None]
+    text = f"What it can show: each run trained about {steps:,} SGD steps"
+    if halves:
+        text += (f"; the 95% intervals reach ±{max(halves):.1f} points, so smaller "
+                 "differences are not resolved (more seeds narrow them)")
+    text += "."
+    if steps < 1000:
+        text += (" A schedule this short measures how fast each activation starts learning "
+                 "more than where it ends (README: \"Which settings for which schedule\").")
+    return text + "\n\n"
 
 
 def write_reports(results: dict[str, Any], out: str | os.PathLike, plots: bool = True) -> None:
