@@ -3,12 +3,14 @@ how they scale from one thread to two.
 
     python benchmarks/native_kernels.py [--threads 2]
     python benchmarks/native_kernels.py --scaling --batch 1 --size 112
+    python benchmarks/native_kernels.py --layouts
 
 Calls the ops directly (``torch.ops.revact``) on a (16, 96, 56, 56) float32 tensor (or
 ``--batch``, ``--size``), as channels-first (N, C, H, W) and as channels-last (N, H, W, C)
 memory; ReLU is timed on the same tensor. Medians of 40 calls; compare the ratios, not the
 milliseconds. ``--scaling``: each kernel's forward + backward on 2 threads over 1 thread,
-the two timed in alternating rounds (median of the per-round ratios).
+the two timed in alternating rounds (median of the per-round ratios); ``--layouts``: each
+kernel channels-last over channels-first, the same way.
 """
 
 from __future__ import annotations
@@ -60,20 +62,37 @@ def _kernels(channels_last: bool, n: int, c: int, h: int, w: int) -> dict[str, C
     return {"ACON": acon, "max-affine": max2, "with DY-ReLU-C's scale": lambda: max2(scale)}
 
 
-def scaling(channels_last: bool, n: int, c: int, h: int, w: int, rounds: int = 15) -> str:
-    """Each kernel's time on 2 threads over its time on 1, in alternating rounds."""
+def _paired(fns: dict[str, tuple[Callable, Callable]], setup: Callable[[int], None],
+            rounds: int = 15) -> str:
+    """Per kernel: the median over alternating rounds of time(second) / time(first);
+    ``setup(i)`` runs before the i-th of the pair is timed."""
     parts = []
-    for name, fn in _kernels(channels_last, n, c, h, w).items():
+    for name, pair in fns.items():
         per_round = []
         for _ in range(rounds):
-            times = {}
-            for threads in (1, 2):
-                torch.set_num_threads(threads)
-                times[threads] = median_ms(fn, repeats=5)
-            per_round.append(times[2] / times[1])
+            times = []
+            for i, fn in enumerate(pair):
+                setup(i)
+                times.append(median_ms(fn, repeats=5))
+            per_round.append(times[1] / times[0])
         parts.append(f"{name} {statistics.median(per_round):.2f}")
+    return ", ".join(parts)
+
+
+def scaling(channels_last: bool, n: int, c: int, h: int, w: int) -> str:
+    """Each kernel's time on 2 threads over its time on 1, in alternating rounds."""
+    kernels = _kernels(channels_last, n, c, h, w)
+    text = _paired({k: (f, f) for k, f in kernels.items()},
+                   lambda i: torch.set_num_threads(i + 1))
     layout = "channels-last " if channels_last else "channels-first"
-    return f"{layout} ({n}, {c}, {h}, {w}): 2 threads / 1 thread: " + ", ".join(parts)
+    return f"{layout} ({n}, {c}, {h}, {w}): 2 threads / 1 thread: {text}"
+
+
+def layouts(threads: int, n: int, c: int, h: int, w: int) -> str:
+    """Each kernel's time channels-last over its time channels-first, alternating."""
+    first, last = _kernels(False, n, c, h, w), _kernels(True, n, c, h, w)
+    text = _paired({k: (first[k], last[k]) for k in first}, lambda i: None)
+    return f"({n}, {c}, {h}, {w}), {threads} threads: channels-last / channels-first: {text}"
 
 
 def ratios(channels_last: bool, n: int = 16, c: int = 96, h: int = 56, w: int = 56) -> str:
@@ -94,11 +113,16 @@ def main() -> None:
     p.add_argument("--size", type=int, default=56, help="H = W")
     p.add_argument("--scaling", action="store_true",
                    help="2 threads against 1 instead of the kernels against ReLU")
+    p.add_argument("--layouts", action="store_true",
+                   help="channels-last against channels-first instead")
     args = p.parse_args()
     if not revact.native_kernels_available():
         raise SystemExit("the native kernels are not built (see README: install)")
     shape = (args.batch, args.channels, args.size, args.size)
     torch.set_num_threads(args.threads)
+    if args.layouts:
+        print(layouts(args.threads, *shape))
+        return
     for channels_last in (False, True):
         print(scaling(channels_last, *shape) if args.scaling else ratios(channels_last, *shape),
               flush=True)

@@ -7,6 +7,8 @@ namespace revact_kernels::REVACT_ISA {
 
 // Elements per parallel task: below this, thread start-up costs more than the work.
 constexpr int64_t kGrain = 1 << 15;
+// Positions per task of DY-ReLU-C's channels-first backward (a multiple of every pack width).
+constexpr int64_t kRowChunk = 1024;
 
 template <typename T>
 struct Pack;
@@ -287,14 +289,16 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     *ob = g_b.mutable_data_ptr<T>();
   T* gsp = scale ? g_scale.mutable_data_ptr<T>() : nullptr;
 
-  auto row_body = [&](int64_t row) INLINE {
+  // gx over positions [lo, hi) of a row (and the scale's gradient there, added into its
+  // row), and that stretch's sums for the gradients of a and b.
+  auto row_part = [&](int64_t row, int64_t lo, int64_t hi, T* sums) INLINE {
     const T a0 = ca(row, 0), b0 = cb(row, 0), da = ca(row, 1) - a0, db = cb(row, 1) - b0;
-    const T *xr = xp + row * s, *gr = gp + row * s;
-    const T* sr = sp ? sp + (row / channels) * s : nullptr;
-    T* gsr = gsp ? gsp + (row / channels) * s : nullptr;
-    T* gxr = gxp + row * s;
+    const T *xr = xp + row * s + lo, *gr = gp + row * s + lo;
+    const T* sr = sp ? sp + (row / channels) * s + lo : nullptr;
+    T* gsr = gsp ? gsp + (row / channels) * s + lo : nullptr;
+    T* gxr = gxp + row * s + lo;
     V sum_g0x{}, sum_g1x{}, sum_g0{}, sum_g1{};
-    for_packs<T>(s, [&](int64_t i, auto n) INLINE {
+    for_packs<T>(hi - lo, [&](int64_t i, auto n) INLINE {
       const V xv = load<V>(xr + i, n);
       V gv = load<V>(gr + i, n);
       if (sr) {
@@ -304,22 +308,49 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
       store(gxr + i, max2_grad_pack(xv, gv, a0, da, db, sum_g0x, sum_g1x, sum_g0, sum_g1),
             n);
     });
-    oa[2 * row] = lane_sum(sum_g0x);
-    oa[2 * row + 1] = lane_sum(sum_g1x);
-    ob[2 * row] = lane_sum(sum_g0);
-    ob[2 * row + 1] = lane_sum(sum_g1);
+    sums[0] = lane_sum(sum_g0x);
+    sums[1] = lane_sum(sum_g1x);
+    sums[2] = lane_sum(sum_g0);
+    sums[3] = lane_sum(sum_g1);
+  };
+  auto write_sums = [&](int64_t row, const auto* sums) {
+    oa[2 * row] = static_cast<T>(sums[0]);
+    oa[2 * row + 1] = static_cast<T>(sums[1]);
+    ob[2 * row] = static_cast<T>(sums[2]);
+    ob[2 * row + 1] = static_cast<T>(sums[3]);
   };
 
   if (sp == nullptr) {
-    for_rows(x, row_body);
-  } else {
-    // Every channel of a sample adds into the same row of the scale's gradient: one
-    // sample per task, its channels in order.
-    at::parallel_for(0, n_samples, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        for (int64_t c = 0; c < channels; ++c) row_body(i * channels + c);
+    for_rows(x, [&](int64_t row) {
+      T sums[4];
+      row_part(row, 0, s, sums);
+      write_sums(row, sums);
     });
+    return;
   }
+  // Every channel of a sample adds into the same stretch of the scale's gradient, so a task
+  // is one fixed chunk of one sample's positions, its channels in order; the chunks' row
+  // sums are then added in chunk order. The chunks do not depend on the thread count (the
+  // same result for any), and a batch of one still uses every thread.
+  const int64_t chunks = (s + kRowChunk - 1) / kRowChunk;
+  std::vector<T> partial(static_cast<size_t>(n_samples * channels * chunks * 4));
+  at::parallel_for(0, n_samples * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = t / chunks, k = t % chunks, lo = k * kRowChunk;
+      for (int64_t ch = 0; ch < channels; ++ch) {
+        const int64_t row = i * channels + ch;
+        row_part(row, lo, std::min(s, lo + kRowChunk), partial.data() + (row * chunks + k) * 4);
+      }
+    }
+  });
+  at::parallel_for(0, n_samples * channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      double sums[4] = {0.0, 0.0, 0.0, 0.0};
+      for (int64_t k = 0; k < chunks; ++k)
+        for (int j = 0; j < 4; ++j) sums[j] += partial[(row * chunks + k) * 4 + j];
+      write_sums(row, sums);
+    }
+  });
 }
 
 // ------------------------------------------------------------ channels-last (N, S, C)
@@ -351,21 +382,30 @@ void for_positions(const at::Tensor& x, const F& body) {
   });
 }
 
-// Per sample (in parallel): body(s, acc) for each position, acc the float partial sums
-// (`count` arrays of C); done(totals) with the double totals, `count` arrays of C.
+// body(n, p, acc) for each position p of each sample n, acc the float partial sums
+// (`count` arrays of C) of p's block of kSumBlock positions; then done(n, totals) with the
+// double totals of sample n (`count` arrays of C): the blocks' sums added in block order.
+// Blocks, not samples, are the parallel tasks (a batch of one uses every thread), and the
+// blocks and the order of every sum are fixed: the same result for any thread count.
 template <typename T, typename F, typename G>
 void for_samples_summing(const at::Tensor& x, int64_t count, const F& body, const G& done) {
   const int64_t n = x.size(0), c = x.size(-1), s = positions(x, c);
+  const int64_t blocks = (s + kSumBlock - 1) / kSumBlock, width = count * c;
+  std::vector<T> partial(static_cast<size_t>(n * blocks * width));  // zeroed
+  at::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = t / blocks, start = (t % blocks) * kSumBlock;
+      T* acc = partial.data() + t * width;
+      for (int64_t p = start; p < std::min(s, start + kSumBlock); ++p) body(i, p, acc);
+    }
+  });
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(static_cast<size_t>(count * c));
-    std::vector<double> totals(static_cast<size_t>(count * c));
+    std::vector<double> totals(static_cast<size_t>(width));
     for (int64_t i = begin; i < end; ++i) {
       std::fill(totals.begin(), totals.end(), 0.0);
-      for (int64_t start = 0; start < s; start += kSumBlock) {
-        std::fill(acc.begin(), acc.end(), T(0));
-        for (int64_t p = start; p < std::min(s, start + kSumBlock); ++p) body(i, p, acc.data());
-        for (size_t k = 0; k < acc.size(); ++k) totals[k] += acc[k];
-      }
+      const T* block = partial.data() + i * blocks * width;
+      for (int64_t b = 0; b < blocks; ++b, block += width)
+        for (int64_t k = 0; k < width; ++k) totals[k] += block[k];
       done(i, totals.data());
     }
   });
