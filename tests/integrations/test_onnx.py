@@ -65,6 +65,39 @@ def test_every_activation_exports(case, tmp_path):
     assert _batch_axis(result.path) == "batch"
 
 
+@pytest.mark.parametrize("name", ["acon_c", "acon_b", "acon_a"])
+def test_acon_exports_five_activation_sized_nodes(name, tmp_path):
+    """x·(p2 + dp·σ(β·dp·x)) with the parameter-only products folded into constants: no
+    casts, no ``addcmul`` scale, nothing else."""
+    act = revact.create_act(name, channels=C if act_spec(name).channel_arg else None)
+    result = export_onnx(act, torch.randn(2, C, 5, 6), tmp_path / "act.onnx")
+    ops = [n.op_type for n in onnx.load(str(result.path)).graph.node
+           if n.op_type not in ("Constant", "Identity")]
+    assert ops == ["Mul", "Sigmoid", "Mul", "Add", "Mul"]
+    assert result.max_abs_diff <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["dyrelu_b", "dyrelu_c"])
+def test_dyrelu_exports_its_map_as_six_activation_sized_nodes(name, tmp_path):
+    """K = 2: a0·x + b0 + relu(da·x + db) (DY-ReLU-C then times its spatial map), read off
+    the nodes that take the activation's input: no casts (the pool's either), no
+    ``addcmul`` scale."""
+    act = revact.create_act(name, channels=C)
+    model = nn.Sequential(nn.Conv2d(3, C, 3, padding=1), act)
+    result = export_onnx(model, torch.randn(2, 3, 5, 6), tmp_path / "act.onnx")
+    graph = onnx.load(str(result.path)).graph
+    conv_out = next(n.output[0] for n in graph.node if n.op_type == "Conv")
+    readers = sorted(n.op_type for n in graph.node if conv_out in n.input)
+    # a0·x and da·x, the hyper-function's pool, shapes; DY-ReLU-C's spatial logits too.
+    assert readers == (["Mul", "Mul", "ReduceMean", "Shape"] if name == "dyrelu_b"
+                       else ["Mul", "Mul", "Mul", "ReduceMean", "Shape", "Shape", "Shape"])
+    ops = [n.op_type for n in graph.node]
+    tail = ["Mul", "Add", "Relu", "Add"] + (["Mul"] if name == "dyrelu_c" else [])
+    assert [op for op in ops[-len(tail) - 4:] if op in ("Mul", "Add", "Relu")][-len(tail):] \
+        == tail
+    assert result.max_abs_diff <= 1e-5
+
+
 def test_train_mode_is_restored_and_eval_mode_exported(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, C, 3), nn.BatchNorm2d(C), revact.MetaAcon(C, r=2))
     model.train()

@@ -173,9 +173,20 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
         TypeError: ``x`` is not a floating-point tensor.
     """
     check_floating(x, "acon")
+    if torch.onnx.is_in_onnx_export() and all(t.dtype == x.dtype for t in (p1, p2, beta)):
+        return _acon_graph(x, p1, p2, beta)
     if _needs_autograd(x, p1, p2, beta):
         return _AconFunction.apply(x, p1, p2, beta)
     return _ACON_FORWARD(x, p1, p2, beta)
+
+
+def _acon_graph(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
+    """ACON as an ONNX export records it: the coefficient products depend on parameters
+    only (folded into constants by the exporter), leaving five activation-sized operations,
+    x·(p2 + dp·σ(β·dp·x)), with no dtype casts and no ``addcmul`` scale. (A TorchScript
+    trace keeps the eager body: it must give the eager module's bits.)"""
+    dp = p1 - p2
+    return x * (p2 + dp * torch.sigmoid((beta * dp) * x))
 
 
 # --------------------------------------------------------------------- max-affine
@@ -329,9 +340,27 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
     if not torch.jit.is_tracing() and a.shape != b.shape:  # a trace would keep no check
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
+    if torch.onnx.is_in_onnx_export() and all(
+            t is None or t.dtype == x.dtype for t in (a, b, scale)):
+        return _max_affine_graph(x, a, b, scale)
     if _needs_autograd(x, a, b, scale):
         return _MaxAffineFunction.apply(x, a, b, scale)
     return _MAX_AFFINE_FORWARD(x, a, b, scale)
+
+
+def _max_affine_graph(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor:
+    """The max-affine map as an ONNX export records it: plain multiplies and adds (no
+    ``addcmul``, whose scale of 1 would be a multiply over the whole activation, and no
+    dtype casts); K = 2 as a0·x + b0 + relu(da·x + db), the coefficient differences being
+    small tensors."""
+    a0, b0 = a[..., 0], b[..., 0]
+    if len(range(a.shape[-1])) == 2:  # (len(range(...)): K a constant of the trace)
+        y = a0 * x + b0 + torch.relu((a[..., 1] - a0) * x + (b[..., 1] - b0))
+    else:
+        y = a0 * x + b0
+        for k in range(1, a.shape[-1]):
+            y = torch.maximum(y, a[..., k] * x + b[..., k])
+    return y if scale is None else y * scale
 
 
 # ------------------------------------------------------------------ pooling
@@ -362,6 +391,8 @@ class _SpatialMean(torch.autograd.Function):
 def spatial_mean(x: Tensor, dims: tuple[int, ...], dtype: torch.dtype | None = None) -> Tensor:
     """``x.mean(dim=dims, dtype=dtype)`` (``dims`` non-negative), with a backward that
     returns a broadcast view; the hyper-functions' global pool."""
+    if dtype == x.dtype:  # (an ONNX export would record a cast of the whole input)
+        dtype = None
     if _needs_autograd(x) and not _native.is_compiling():
         return _SpatialMean.apply(x, tuple(dims), dtype)
     return x.mean(dim=dims, dtype=dtype)
