@@ -46,20 +46,30 @@ def _inputs(channels_last: bool, n: int, c: int, h: int, w: int):
     return x, g, coeff, ab, scale
 
 
-def _kernels(channels_last: bool, n: int, c: int, h: int, w: int) -> dict[str, Callable]:
-    """Forward + backward of each kernel, as one call."""
+def _kernels(channels_last: bool, n: int, c: int, h: int, w: int,
+             passes: tuple[str, ...] = ("forward", "backward")) -> dict[str, Callable]:
+    """Each kernel's ``passes`` (forward, backward or both), as one call."""
     ops = torch.ops.revact
     x, g, coeff, ab, scale = _inputs(channels_last, n, c, h, w)
+    p2, beta = 0.5 * coeff, coeff.abs()
+    calls = {
+        "ACON": {"forward": lambda: ops.acon_forward(x, coeff, p2, beta, channels_last),
+                 "backward": lambda: ops.acon_backward(g, x, coeff, p2, beta, channels_last)},
+        "max-affine": {"forward": lambda: ops.max2_forward(x, ab, ab, None, channels_last),
+                       "backward": lambda: ops.max2_backward(g, x, ab, ab, None,
+                                                             channels_last)},
+        "with DY-ReLU-C's scale": {
+            "forward": lambda: ops.max2_forward(x, ab, ab, scale, channels_last),
+            "backward": lambda: ops.max2_backward(g, x, ab, ab, scale, channels_last)},
+    }
 
-    def acon():
-        ops.acon_forward(x, coeff, 0.5 * coeff, coeff.abs(), channels_last)
-        ops.acon_backward(g, x, coeff, 0.5 * coeff, coeff.abs(), channels_last)
+    def run(steps: dict[str, Callable]) -> Callable[[], None]:
+        def call() -> None:
+            for part in passes:
+                steps[part]()
+        return call
 
-    def max2(s=None):
-        ops.max2_forward(x, ab, ab, s, channels_last)
-        ops.max2_backward(g, x, ab, ab, s, channels_last)
-
-    return {"ACON": acon, "max-affine": max2, "with DY-ReLU-C's scale": lambda: max2(scale)}
+    return {name: run(steps) for name, steps in calls.items()}
 
 
 def _paired(fns: dict[str, tuple[Callable, Callable]], setup: Callable[[int], None],
@@ -89,10 +99,16 @@ def scaling(channels_last: bool, n: int, c: int, h: int, w: int) -> str:
 
 
 def layouts(threads: int, n: int, c: int, h: int, w: int) -> str:
-    """Each kernel's time channels-last over its time channels-first, alternating."""
-    first, last = _kernels(False, n, c, h, w), _kernels(True, n, c, h, w)
-    text = _paired({k: (first[k], last[k]) for k in first}, lambda i: None)
-    return f"({n}, {c}, {h}, {w}), {threads} threads: channels-last / channels-first: {text}"
+    """Each kernel's time channels-last over its time channels-first, alternating: forward
+    and backward together, then each alone."""
+    lines = []
+    for passes in (("forward", "backward"), ("forward",), ("backward",)):
+        first = _kernels(False, n, c, h, w, passes)
+        last = _kernels(True, n, c, h, w, passes)
+        text = _paired({k: (first[k], last[k]) for k in first}, lambda i: None)
+        lines.append(f"({n}, {c}, {h}, {w}), {threads} threads, {' + '.join(passes)}: "
+                     f"channels-last / channels-first: {text}")
+    return "\n".join(lines)
 
 
 def ratios(channels_last: bool, n: int = 16, c: int = 96, h: int = 56, w: int = 56) -> str:

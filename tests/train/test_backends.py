@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from revact.cli import main
+from revact.data import DataNotFoundError, load_data
 from revact.data.datasets import HOW_TO_GET
 from revact.train.backends import _error_line, _version_error
-from revact.train.worker import data_error_line
 
 
 def _run(capsys, *argv) -> tuple[int, str]:
@@ -46,12 +46,12 @@ def test_unreachable_cluster_fails_at_once(capsys):
     assert err.count("\n") == 1
 
 
-def test_missing_data_message_in_one_line():
-    message = (f"{HOW_TO_GET}\nLooked in:\n  /scratch/idx  (and its FashionMNIST/raw, "
-               "fashion-mnist sub-folders)\nOr train on --data PATH images")
-    line = data_error_line(message)
-    assert "\n" not in line
-    assert line.startswith("Fashion-MNIST not found (looked in /scratch/idx); install it: ")
+def test_missing_data_message_in_one_line(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        load_data("fashion-mnist", tmp_path / "idx", download=False)
+    line = info.value.summary
+    assert "\n" not in line and HOW_TO_GET in str(info.value)
+    assert line.startswith(f"Fashion-MNIST not found (looked in {tmp_path / 'idx'}); install it: ")
     assert "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist" in line
     # The node reports the process's last `error: ` line, else how it ended.
     assert _error_line(f"noise\nerror: {line}\n", 4) == line

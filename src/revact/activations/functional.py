@@ -173,10 +173,10 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
         TypeError: ``x`` is not a floating-point tensor.
     """
     check_floating(x, "acon")
+    if _needs_autograd(x, p1, p2, beta):  # (False while exporting)
+        return _AconFunction.apply(x, p1, p2, beta)
     if torch.onnx.is_in_onnx_export() and all(t.dtype == x.dtype for t in (p1, p2, beta)):
         return _acon_graph(x, p1, p2, beta)
-    if _needs_autograd(x, p1, p2, beta):
-        return _AconFunction.apply(x, p1, p2, beta)
     return _ACON_FORWARD(x, p1, p2, beta)
 
 
@@ -340,11 +340,11 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
     if not torch.jit.is_tracing() and a.shape != b.shape:  # a trace would keep no check
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
+    if _needs_autograd(x, a, b, scale):  # (False while exporting)
+        return _MaxAffineFunction.apply(x, a, b, scale)
     if torch.onnx.is_in_onnx_export() and all(
             t is None or t.dtype == x.dtype for t in (a, b, scale)):
         return _max_affine_graph(x, a, b, scale)
-    if _needs_autograd(x, a, b, scale):
-        return _MaxAffineFunction.apply(x, a, b, scale)
     return _MAX_AFFINE_FORWARD(x, a, b, scale)
 
 

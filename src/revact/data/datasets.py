@@ -41,9 +41,10 @@ _FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+APT_INSTALL = "sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist"
 HOW_TO_GET = (
     "Fashion-MNIST not found. Get it in one of these ways:\n"
-    "  * Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist\n"
+    f"  * Debian/Ubuntu:  {APT_INSTALL}\n"
     f"    (puts the four IDX .gz files in {DEBIAN_FASHION_MNIST_DIR})\n"
     "  * a folder holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz),\n"
     "    t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz): pass it as --data-dir DIR\n"
@@ -56,7 +57,15 @@ IMAGE_FOLDER_HINT = ("--data PATH (data= in Python): an ImageFolder tree (class 
 
 
 class DataNotFoundError(FileNotFoundError):
-    """The requested data is not on disk; the message says how to get it."""
+    """The requested data is not on disk; the message says how to get it.
+
+    ``summary`` is the same in one line (a cluster node reports it beside its name);
+    by default the message's first line.
+    """
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or (message.strip().splitlines() or [""])[0]
 
 
 @dataclass
@@ -177,9 +186,14 @@ def load_fashion_mnist(
     if files is None and download and data_dir is None:
         files = _download()
     if files is None:
+        roots = search_roots(data_dir)
         looked = "\n".join(f"  {root}  (and its FashionMNIST/raw, fashion-mnist sub-folders)"
-                           for root in search_roots(data_dir))
-        raise DataNotFoundError(f"{HOW_TO_GET}\nLooked in:\n{looked}")
+                           for root in roots)
+        raise DataNotFoundError(
+            f"{HOW_TO_GET}\nLooked in:\n{looked}",
+            summary=f"Fashion-MNIST not found (looked in {', '.join(map(str, roots))}); install "
+                    f"it: {APT_INSTALL} (Debian/Ubuntu), or put the four IDX files in a folder "
+                    "given as --data-dir or $REVACT_DATA_DIR")
     try:
         arrays = {k: read_idx(p) for k, p in files.items()}
     except IDXError as e:
@@ -293,7 +307,8 @@ def load_data(
         try:
             train, test, source = load_fashion_mnist(data_dir, download)
         except DataNotFoundError as e:  # here, the user's own images are a way out too
-            raise DataNotFoundError(f"{e}\nOr train on {IMAGE_FOLDER_HINT} images") from None
+            raise DataNotFoundError(f"{e}\nOr train on {IMAGE_FOLDER_HINT} images",
+                                    summary=e.summary) from None
         name, classes = "fashion-mnist", list(FASHION_MNIST_CLASSES)
     else:
         train, test, classes = load_image_folder(data, image_size)

@@ -406,7 +406,7 @@ def _compare_on(args: argparse.Namespace, backend, acts: list[str], seeds: list[
     command = "revact " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     try:
         results = run_compare(acts, seeds, cfg, out, plots=args.plots, command=command,
-                              jobs=getattr(backend, "jobs", 1), backend=backend)
+                              backend=backend)
     except RuntimeError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1

@@ -14,31 +14,11 @@ output is then ``error: ...``, one line (the node and the driver report it).
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 from revact.train.checkpoint import CheckpointError
 from revact.train.config import TrainConfig
 from revact.train.engine import train
-
-
-def data_error_line(message: str) -> str:
-    """:class:`~revact.data.DataNotFoundError`'s message in one line: what is missing, where
-    it was looked for, and what to install."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    first = lines[0].split(". Get it")[0].rstrip(".") if lines else "data not found"
-    looked = []
-    if "Looked in:" in lines:
-        for ln in lines[lines.index("Looked in:") + 1:]:
-            if "(and its" not in ln:
-                break
-            looked.append(ln.split("(and its")[0].strip())
-    apt = re.search(r"sudo apt-get[^\n]*?dataset-fashion-mnist", message)
-    text = first + (f" (looked in {', '.join(looked)})" if looked else "")
-    if apt:
-        text += (f"; install it: {apt.group(0)} (Debian/Ubuntu), or put the four IDX files in "
-                 "a folder given as --data-dir or $REVACT_DATA_DIR")
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except DataNotFoundError as e:
         print(str(e), file=sys.stderr)
-        print(f"error: {data_error_line(str(e))}", file=sys.stderr, flush=True)
+        print(f"error: {e.summary}", file=sys.stderr, flush=True)
         return 4
     return 0
 
