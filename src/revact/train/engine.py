@@ -247,7 +247,13 @@ def train(
         torch.set_num_threads(cfg.threads)
     info = init_distributed(device)
     try:
-        return _train(cfg, resume, data, device, info)
+        result = _train(cfg, resume, data, device, info)
+        if info.enabled:
+            # Every rank leaves together, after rank 0's last write: a process (and with it,
+            # under multi-node torchrun, maybe the launcher holding the rendezvous store)
+            # gone while another still tears down its process group can abort that one.
+            torch.distributed.barrier()
+        return result
     finally:
         cleanup_distributed()
 
