@@ -19,7 +19,8 @@ operations (same results, slower). This script then says why on stderr (pip show
 it, and revact warns once per process), and ``REVACT_REQUIRE_NATIVE=1`` makes it an
 install error instead (CI, packagers). Partial builds say so the same way: a compiler
 without OpenMP (Apple clang) builds kernels that run on one thread; one that cannot target
-AVX2 per function builds only the baseline copy.
+AVX2 per function builds only the baseline copy, one that cannot target AVX-512 no AVX-512
+copy.
 """
 
 from __future__ import annotations
@@ -38,28 +39,30 @@ SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ["src/revact/csrc/cpu_kernels.cpp"]
 RECORD_NAME = "_native_build.json"  # read by revact.activations._native
 
-# The AVX2 region exactly as cpu_kernels.cpp opens and closes it, around a lambda (the
-# kernels' loop bodies are lambdas) calling an intrinsic that needs AVX2 + FMA: it compiles
-# only where the compiler really targets AVX2 there (GCC's pragma; Clang ignores that one
+# An instruction-set region as csrc/cpu_kernels_copy.h opens it, around a lambda (the
+# kernels' loop bodies are lambdas) calling an intrinsic of that set: it compiles only
+# where the compiler really targets the set there (GCC's pragma; Clang ignores that one
 # and takes its own attribute pragma).
-_AVX2_PROBE = r"""
+_TARGET_PROBE = r"""
 #include <immintrin.h>
+#define REVACT_PRAGMA_TEXT(...) _Pragma(#__VA_ARGS__)
+#define REVACT_PRAGMA(...) REVACT_PRAGMA_TEXT(__VA_ARGS__)
+#define REVACT_TARGET "TARGETS"
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+REVACT_PRAGMA(clang attribute push(__attribute__((target(REVACT_TARGET))), apply_to = function))
 #else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+REVACT_PRAGMA(GCC push_options)
+REVACT_PRAGMA(GCC target(REVACT_TARGET))
 #endif
-__m256 probe(__m256 a) {
-  auto body = [&](__m256 v) { return _mm256_fmadd_ps(v, v, _mm256_add_ps(v, a)); };
+VECTOR probe(VECTOR a) {
+  auto body = [&](VECTOR v) { return FMADD(v, v, a); };
   return body(a);
 }
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
 """
+_AVX2_PROBE = (_TARGET_PROBE.replace("TARGETS", "avx2,fma").replace("VECTOR", "__m256")
+               .replace("FMADD", "_mm256_fmadd_ps"))
+_AVX512_PROBE = (_TARGET_PROBE.replace("TARGETS", "avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+                 .replace("VECTOR", "__m512").replace("FMADD", "_mm512_fmadd_ps"))
 
 _OPENMP_PROBE = r"""
 #include <omp.h>
@@ -187,6 +190,7 @@ class NativeBuild(_Base):
             "std": None,
             "openmp": None,
             "avx2_build": None,
+            "avx512_build": None,
             "isolated_build": None,
             "source_dir": str(SOURCE_DIR),
             "editable": getattr(self, "_editable", False),
@@ -265,12 +269,20 @@ class NativeBuild(_Base):
             record["avx2_build"] = error is None
             if error is None:
                 flags.append("-DREVACT_AVX2")
+                error = self._probe(_AVX512_PROBE, [f"-std={std}"])
+                record["avx512_build"] = error is None
+                if error is None:
+                    flags.append("-DREVACT_AVX512")
+                else:
+                    record["notes"].append(f"the compiler cannot target AVX-512 per function "
+                                           f"({error}): AVX-512 CPUs run the AVX2 copy")
             else:
+                record["avx512_build"] = False
                 record["notes"].append(f"the compiler cannot target AVX2 per function "
                                        f"({error}): only the baseline copy is built, "
                                        "slower on AVX2 CPUs")
         else:
-            record["avx2_build"] = False
+            record["avx2_build"] = record["avx512_build"] = False
         record["isolated_build"] = built_in_isolation(_torch.__file__)
         if record["isolated_build"]:
             record["notes"].append(

@@ -22,7 +22,8 @@ def test_info_says_what_runs():
     assert native["loaded"] == native["used"] == revact.native_kernels_available()
     if native["used"]:
         assert native["why_not"] is None and native["rebuild"] is None
-        assert native["variant"] == "avx2" or native["variant"].startswith("baseline (")
+        assert native["variant"] in ("avx512", "avx2") or native["variant"].startswith(
+            "baseline (")
         assert native["variant"] in info["paths"]["eager"]
     else:
         assert native["why_not"] and "--no-build-isolation" in native["rebuild"]

@@ -87,6 +87,7 @@ def _native_kernels() -> dict:
         "std": record.get("std"),
         "openmp": record.get("openmp"),
         "avx2_build": record.get("avx2_build"),
+        "avx512_build": record.get("avx512_build"),
         "build_failure": record.get("reason"),
         "build_notes": list(record.get("notes") or []),
         "rebuild": status["rebuild"],
@@ -120,9 +121,10 @@ def info() -> dict:
     Keys: ``revact``, ``python``, ``platform``, ``torch`` (version, C++11 ABI, CUDA,
     threads, torchvision), ``cpu`` (model, ``avx2``/``fma``/``avx512f``, ATen's
     dispatch level), ``native`` (the native CPU kernels: ``built``, ``loaded``, ``used``,
-    ``variant`` — ``avx2`` or ``baseline (why)`` —, ``why_not``, the build record and the
-    command that rebuilds them), ``paths`` (what eager mode, :func:`use_fused_kernels` and
-    ``torch.compile`` run) and ``integrations`` (version or ``"not installed"``).
+    ``variant`` — ``avx512``, ``avx2`` or ``baseline (why)`` —, ``why_not``, the build
+    record and the command that rebuilds them), ``paths`` (what eager mode,
+    :func:`use_fused_kernels` and ``torch.compile`` run) and ``integrations`` (version
+    or ``"not installed"``).
     """
     import revact
 

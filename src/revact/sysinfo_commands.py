@@ -7,6 +7,14 @@ import argparse
 import json
 
 
+def _copies(native: dict) -> str:
+    """The instruction-set copies the library holds."""
+    if not native["avx2_build"]:
+        return "baseline copy only"
+    return ("AVX-512 + AVX2 + baseline copies" if native.get("avx512_build")
+            else "AVX2 + baseline copies")
+
+
 def _yes(flag) -> str:
     return {True: "yes", False: "no", None: "unknown"}[None if flag is None else bool(flag)]
 
@@ -29,8 +37,7 @@ def format_info(info: dict) -> str:
         native["built_for_torch"] and f"for torch {native['built_for_torch']}",
         native["compiler"], native["std"],
         native["openmp"] is not None and ("OpenMP" if native["openmp"] else "no OpenMP"),
-        native["avx2_build"] is not None and
-        ("AVX2 + baseline copies" if native["avx2_build"] else "baseline copy only"),
+        native["avx2_build"] is not None and _copies(native),
     ) if part)
     lines.append(f"  built     {_yes(native['built'])}" + (f" ({build})" if build else ""))
     lines.append(f"  loaded    {_yes(native['loaded'])}" +
@@ -72,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "reports)",
         description="Print revact's environment on one screen: revact, torch, Python and "
         "the platform; the CPU's AVX2/FMA/AVX-512; whether revact's native CPU kernels "
-        "are built, loaded and used, which build of them (AVX2 or baseline) and why not; "
+        "are built, loaded and used, which build of them (AVX-512, AVX2 or baseline) and why not; "
         "what use_fused_kernels() and torch.compile run; the optional integrations' "
         "versions.",
     )

@@ -281,8 +281,8 @@ def test_max_affine_extremes_match_pytorch(coeff, with_scale, dtype, layout, rng
 
 def test_sigmoid_inside_the_kernels_is_pytorchs(rng):
     """x·σ(x) (ACON-A) over float32's whole exp range and past it, in 2·10^6 steps:
-    the kernels' exp against PyTorch's (SLEEF's: the AVX2 build calls it, the baseline
-    build's own is within a few ulp), zeros, subnormals and overflow included."""
+    the kernels' exp (their own, within 2 ulp) against PyTorch's (SLEEF's), zeros,
+    subnormals and overflow included."""
     x = torch.linspace(-110, 110, 2_000_001).view(1, 1, -1)
     one = torch.ones(())
     with torch.no_grad():
@@ -294,10 +294,24 @@ def test_sigmoid_inside_the_kernels_is_pytorchs(rng):
     torch.testing.assert_close(native, reference, rtol=5e-7, atol=0)
 
 
-def test_extremes_in_the_baseline_build():
-    """The extremes tests again with REVACT_CPU_BASELINE=1 (the build without AVX2, with
-    its own exp), in a fresh process."""
-    env = {**os.environ, "REVACT_CPU_BASELINE": "1"}
+# The environment that holds this CPU to each lower build of the kernels (the highest it
+# has runs in this process).
+LOWER_BUILDS = {"baseline": {"REVACT_CPU_BASELINE": "1"},
+                "avx2": {"REVACT_CPU_NO_AVX512": "1"}}
+
+
+def _variant_under(env: dict) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import revact; print(revact.info()['native']['variant'])"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("build", sorted(LOWER_BUILDS))
+def test_extremes_in_the_lower_builds(build):
+    """The extremes tests again in each lower build (the baseline one without AVX2; the
+    AVX2 one on a CPU with AVX-512), in a fresh process."""
+    env = {**os.environ, **LOWER_BUILDS[build]}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
          "extremes_match or sigmoid_inside"],
@@ -401,9 +415,13 @@ def test_cases_the_native_kernels_leave_to_pytorch(case, rng):
     assert ops <= ({"revact::max2_forward"} if case == "double_backward" else set())
 
 
-def test_baseline_build_equals_the_avx2_build(tmp_path, rng):
-    """REVACT_CPU_BASELINE=1 runs the kernels built without AVX2 (what a CPU without it
-    gets), in a fresh process; its numbers match this process's."""
+@pytest.mark.parametrize("build", sorted(LOWER_BUILDS))
+def test_lower_builds_equal_this_one(build, tmp_path, rng):
+    """Each lower build of the kernels (what a CPU without AVX-512, or without AVX2, gets)
+    in a fresh process: its numbers match this process's."""
+    variant = _variant_under(LOWER_BUILDS[build])
+    if variant != build and not variant.startswith(f"{build} ("):
+        pytest.skip(f"this library or CPU has no {build} build to hold to (got {variant})")
     x = torch.randn(3, 5, 9, 11, generator=rng)
     torch.save(x, tmp_path / "x.pt")
     script = textwrap.dedent(f"""
@@ -416,17 +434,17 @@ def test_baseline_build_equals_the_avx2_build(tmp_path, rng):
         y.backward(torch.ones_like(y))
         torch.save((y.detach(), x.grad), {str(tmp_path / "out.pt")!r})
     """)
-    env = {**os.environ, "REVACT_CPU_BASELINE": "1"}
+    env = {**os.environ, **LOWER_BUILDS[build]}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
-    y_base, g_base = torch.load(tmp_path / "out.pt")
+    y_lower, g_lower = torch.load(tmp_path / "out.pt")
     xg = x.clone().requires_grad_()
     p = torch.linspace(-1, 1, 5).view(1, 5, 1, 1)
     assert _native_ops(lambda: acon(xg, p, 0.5 * p, torch.ones(())))
     y = acon(xg, p, 0.5 * p, torch.ones(())) + max_affine(
         xg, torch.stack([p, -p], -1), torch.stack([0 * p, p], -1))
     y.backward(torch.ones_like(y))
-    torch.testing.assert_close(y_base, y.detach(), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(g_base, xg.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(y_lower, y.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(g_lower, xg.grad, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dims", [(2, 3), (2,), (1,)])

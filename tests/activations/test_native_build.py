@@ -128,8 +128,8 @@ def torch_stub(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("avx2", [False, True])
-def test_kernels_are_cxx17(torch_stub, avx2):
+@pytest.mark.parametrize("copies", [(), ("-DREVACT_AVX2",), ("-DREVACT_AVX2", "-DREVACT_AVX512")])
+def test_kernels_are_cxx17(torch_stub, copies):
     """torch < 2.12 builds extensions with -std=c++17, so the kernels must be C++17: no
     <bit>/std::bit_cast or other C++20 library or language features (the standard library
     hides C++20 names under -std=c++17, so using one fails here)."""
@@ -138,8 +138,7 @@ def test_kernels_are_cxx17(torch_stub, avx2):
     for compiler in _compilers():
         command = [compiler, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
                    "-Wno-psabi", f"-I{torch_stub}", str(CSRC / "cpu_kernels.cpp")]
-        if avx2:
-            command.insert(1, "-DREVACT_AVX2")
+        command[1:1] = copies
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{compiler}:\n{done.stderr[-4000:]}"
 
@@ -159,14 +158,15 @@ def test_a_cxx20_feature_would_be_caught(torch_stub, tmp_path):
 
 @pytest.mark.skipif(_clang() is None, reason="no clang++")
 def test_kernels_compile_with_clang_against_this_torch():
-    """Clang ignores GCC's target pragma; the kernels open their AVX2 region with Clang's
-    own. (The install builds with the default compiler; this covers the other one.)"""
+    """Clang ignores GCC's target pragma; the kernels open their AVX2 and AVX-512 regions
+    with Clang's own. (The install builds with the default compiler; this covers the other one.)"""
     import sysconfig
 
     from torch.utils.cpp_extension import include_paths
 
     std = _load_setup_py().cxx_standard(torch.__version__)
-    command = [_clang(), f"-std={std}", "-fsyntax-only", "-DREVACT_AVX2", "-Werror",
+    command = [_clang(), f"-std={std}", "-fsyntax-only", "-DREVACT_AVX2", "-DREVACT_AVX512",
+               "-Werror",
                "-Wno-psabi", "-Wno-unknown-warning-option",
                *(f"-isystem{p}" for p in [*include_paths(), sysconfig.get_paths()["include"]]),
                str(CSRC / "cpu_kernels.cpp")]

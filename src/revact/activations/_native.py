@@ -147,7 +147,7 @@ def _load() -> bool:
 
 
 def _variant(library: Path) -> str | None:
-    """The build of the kernels that runs: ``avx2``, or ``baseline (why)``."""
+    """The build of the kernels that runs: ``avx512``, ``avx2``, or ``baseline (why)``."""
     try:
         function = ctypes.CDLL(str(library)).revact_cpu_variant
     except (OSError, AttributeError):
@@ -212,7 +212,7 @@ def _not_differentiable(ctx, *grads):
 
 def status() -> dict:
     """The kernels' state, for ``revact.info()``: whether the library is built and loaded,
-    the build that runs (``variant``: ``avx2``, or ``baseline (why)``), whether
+    the build that runs (``variant``: ``avx512``, ``avx2``, or ``baseline (why)``), whether
     :func:`~revact.activations.functional.use_native_kernels` lets them run, why they
     do not (``reason``), whether compiled graphs keep them, and the build record."""
     _load()

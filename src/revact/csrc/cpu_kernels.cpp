@@ -13,17 +13,18 @@
 // position, e.g. (N, 1, H, W). Coefficient gradients come back per (N, C[, 2]); the Python
 // side sums them to each coefficient's own shape.
 //
-// The kernels live in cpu_kernels_impl.h, compiled twice: for the baseline the compiler
-// targets and, on x86-64 with GCC or Clang, for AVX2 + FMA (setup.py defines REVACT_AVX2
-// when its probe shows the compiler honours the per-function target below); the AVX2 build
-// runs where the CPU has it (so a build made on one machine runs on another). The loops
-// work on 32-byte packs written with GCC/Clang vector extensions (8 floats or 4 doubles),
-// so they vectorise with the SIMD of the build, and a row's tail is one zero-padded pack:
-// every coefficient sum has the incoming gradient as a factor, so padded lanes add nothing.
+// The kernels live in cpu_kernels_impl.h, compiled up to three times (cpu_kernels_copy.h):
+// for the baseline the compiler targets and, on x86-64, for AVX2 + FMA and for AVX-512
+// (setup.py defines REVACT_AVX2 / REVACT_AVX512 when its probes show the compiler honours
+// the per-function targets below); the highest build the CPU has runs (so a build made on
+// one machine runs on another). The loops work on packs written with GCC/Clang vector
+// extensions (32 bytes, 8 floats or 4 doubles; 64 bytes in the AVX-512 build), so they
+// vectorise with the SIMD of the build, and a row's tail is one zero-padded pack: every
+// coefficient sum has the incoming gradient as a factor, so padded lanes add nothing.
 //
-// The per-element maths follows the PyTorch bodies' order of operations and their exp
-// (SLEEF's, which libtorch exports, in the AVX2 build), so infinities and NaNs come out
-// where PyTorch's do.
+// The per-element maths follows the PyTorch bodies' order of operations, so infinities
+// and NaNs come out where PyTorch's do; its float exp is its own, as exact as PyTorch's
+// (cpu_kernels_impl.h).
 //
 // C++17 (torch < 2.12 builds extensions with -std=c++17): no C++20 library features.
 // Loaded with torch.ops.load_library; the ops live under torch.ops.revact.
@@ -50,7 +51,11 @@
 #include <optional>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace revact_kernels {
 // std::bit_cast (C++20) for the trivially copyable types used here.
@@ -63,93 +68,93 @@ inline To bit_cast(const From& from) {
 }
 }  // namespace revact_kernels
 
-#define REVACT_ISA baseline
-#define REVACT_ISA_AVX2 0
-#include "cpu_kernels_impl.h"
-#undef REVACT_ISA_AVX2
-#undef REVACT_ISA
+// One copy of the kernels per instruction set: cpu_kernels_copy.h compiles
+// cpu_kernels_impl.h in namespace REVACT_ISA for REVACT_TARGET (GCC's target pragma, or
+// Clang's equivalent: Clang ignores the GCC one), and each runs only where the CPU has
+// that set (choice()).
+#define REVACT_PRAGMA_TEXT(...) _Pragma(#__VA_ARGS__)
+#define REVACT_PRAGMA(...) REVACT_PRAGMA_TEXT(__VA_ARGS__)
 
-#if defined(REVACT_AVX2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define REVACT_ISA baseline
+#define REVACT_VEC_BYTES 32
+#include "cpu_kernels_copy.h"
+
+#if defined(__x86_64__) && defined(REVACT_AVX2)
 #define REVACT_HAS_AVX2_BUILD 1
+#define REVACT_ISA avx2
+#define REVACT_VEC_BYTES 32
+#define REVACT_TARGET "avx2,fma"
+#include "cpu_kernels_copy.h"
 #else
 #define REVACT_HAS_AVX2_BUILD 0
 #endif
 
-#if REVACT_HAS_AVX2_BUILD
-// Everything defined from here to the matching pop is compiled for AVX2 + FMA: GCC's
-// target pragma, or Clang's equivalent (Clang ignores the GCC one).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#if REVACT_HAS_AVX2_BUILD && defined(REVACT_AVX512)
+#define REVACT_HAS_AVX512_BUILD 1
+#define REVACT_ISA avx512
+#define REVACT_VEC_BYTES 64
+#define REVACT_TARGET "avx2,fma,avx512f,avx512dq,avx512bw,avx512vl"  // ATen's AVX512 level
+#include "cpu_kernels_copy.h"
 #else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#define REVACT_HAS_AVX512_BUILD 0
 #endif
-
-namespace revact_kernels::avx2 {
-// SLEEF's exp, as ATen's Vectorized<float/double>::exp calls it (libtorch_cpu exports it).
-// Weak: a libtorch without it leaves these null, and has_avx2() below then picks the
-// baseline build.
-using F8 = float __attribute__((vector_size(32)));
-using D4 = double __attribute__((vector_size(32)));
-extern "C" F8 Sleef_expf8_u10avx2(F8) __attribute__((weak));
-extern "C" D4 Sleef_expd4_u10avx2(D4) __attribute__((weak));
-}  // namespace revact_kernels::avx2
-
-#define REVACT_ISA avx2
-#define REVACT_ISA_AVX2 1
-#include "cpu_kernels_impl.h"
-#undef REVACT_ISA_AVX2
-#undef REVACT_ISA
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif  // REVACT_HAS_AVX2_BUILD
 
 namespace {
 
-// Which build of the kernels runs, and why (revact.info() shows it): "avx2", or
-// "baseline" with the reason.
-const char* variant() {
+enum class Isa { baseline, avx2, avx512 };
+
+[[maybe_unused]] bool env_set(const char* name) { return std::getenv(name) != nullptr; }
+
+// Which build of the kernels runs, and why (revact.info() shows it): "avx512", "avx2", or
+// "baseline" with the reason. REVACT_CPU_BASELINE and REVACT_CPU_NO_AVX512 hold a CPU to
+// a lower build (the tests of each build run on one machine).
+std::pair<Isa, const char*> choice() {
 #if REVACT_HAS_AVX2_BUILD
-  static const char* const chosen = [] {
-    if (std::getenv("REVACT_CPU_BASELINE") != nullptr)  // for the baseline build's tests
-      return "baseline (REVACT_CPU_BASELINE is set)";
+  static const std::pair<Isa, const char*> chosen = []() -> std::pair<Isa, const char*> {
+    if (env_set("REVACT_CPU_BASELINE"))
+      return {Isa::baseline, "baseline (REVACT_CPU_BASELINE is set)"};
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
-      return "baseline (the CPU has no AVX2 + FMA)";
-    if (revact_kernels::avx2::Sleef_expf8_u10avx2 == nullptr ||
-        revact_kernels::avx2::Sleef_expd4_u10avx2 == nullptr)
-      return "baseline (this libtorch exports no SLEEF exp)";
-    return "avx2";
+      return {Isa::baseline, "baseline (the CPU has no AVX2 + FMA)"};
+#if REVACT_HAS_AVX512_BUILD
+    if (!env_set("REVACT_CPU_NO_AVX512") && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") &&
+        revact_kernels::avx512::Sleef_expd8_u10avx512f != nullptr)
+      return {Isa::avx512, "avx512"};
+#endif
+    if (revact_kernels::avx2::Sleef_expd4_u10avx2 == nullptr)
+      return {Isa::baseline, "baseline (this libtorch exports no SLEEF exp)"};
+    return {Isa::avx2, "avx2"};
   }();
   return chosen;
-#elif defined(__x86_64__) || defined(_M_X64)
-  return "baseline (built without the AVX2 copy)";
+#elif defined(__x86_64__)
+  return {Isa::baseline, "baseline (built without the AVX2 copy)"};
 #else
-  return "baseline (no AVX2 copy on this architecture)";
+  return {Isa::baseline, "baseline (no AVX2 copy on this architecture)"};
 #endif
 }
 
-#if REVACT_HAS_AVX2_BUILD
-bool has_avx2() {
-  static const bool yes = std::strcmp(variant(), "avx2") == 0;
-  return yes;
+[[maybe_unused]] Isa isa() {
+  static const Isa chosen = choice().first;
+  return chosen;
 }
-#endif
 
 }  // namespace
 
 // For revact.activations._native (through ctypes): the build that runs.
 extern "C" __attribute__((visibility("default"))) const char* revact_cpu_variant() {
-  return variant();
+  return choice().second;
 }
 
-#if REVACT_HAS_AVX2_BUILD
-// The AVX2 build of a kernel where the CPU has it, else the baseline build.
+// A kernel's build for the CPU's instruction set (choice()).
+#if REVACT_HAS_AVX512_BUILD
+#define REVACT_DISPATCH_ISA(kernel)                                             \
+  (isa() == Isa::avx512 ? revact_kernels::avx512::kernel                        \
+   : isa() == Isa::avx2 ? revact_kernels::avx2::kernel                          \
+                        : revact_kernels::baseline::kernel)
+#elif REVACT_HAS_AVX2_BUILD
 #define REVACT_DISPATCH_ISA(kernel) \
-  (has_avx2() ? revact_kernels::avx2::kernel : revact_kernels::baseline::kernel)
+  (isa() == Isa::avx2 ? revact_kernels::avx2::kernel : revact_kernels::baseline::kernel)
 #else
 #define REVACT_DISPATCH_ISA(kernel) revact_kernels::baseline::kernel
 #endif
