@@ -31,25 +31,109 @@ inline V splat(T value) {
   return V{} + value;
 }
 
-// n lanes from p; the rest zero.
+// n lanes from p; the rest zero. A row's tail (n < width) is a masked load and store in
+// the AVX builds: a copy of variable length there costs more than the pack's arithmetic,
+// and short rows (7×7 feature maps, 49 positions) spend a third of their packs in tails.
+#if REVACT_VEC_BYTES == 64
+inline __mmask16 tail_mask(const float*, int64_t n) { return (__mmask16)((1u << n) - 1); }
+inline __mmask8 tail_mask(const double*, int64_t n) { return (__mmask8)((1u << n) - 1); }
+inline __m512 masked_load(const float* p, int64_t n) {
+  return _mm512_maskz_loadu_ps(tail_mask(p, n), p);
+}
+inline __m512d masked_load(const double* p, int64_t n) {
+  return _mm512_maskz_loadu_pd(tail_mask(p, n), p);
+}
+inline void masked_store(float* p, __m512 v, int64_t n) {
+  _mm512_mask_storeu_ps(p, tail_mask(p, n), v);
+}
+inline void masked_store(double* p, __m512d v, int64_t n) {
+  _mm512_mask_storeu_pd(p, tail_mask(p, n), v);
+}
+#elif REVACT_ISA_FMA
+inline __m256i tail_mask(const float*, int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline __m256i tail_mask(const double*, int64_t n) {
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+inline __m256 masked_load(const float* p, int64_t n) {
+  return _mm256_maskload_ps(p, tail_mask(p, n));
+}
+inline __m256d masked_load(const double* p, int64_t n) {
+  return _mm256_maskload_pd(p, tail_mask(p, n));
+}
+inline void masked_store(float* p, __m256 v, int64_t n) {
+  _mm256_maskstore_ps(p, tail_mask(p, n), v);
+}
+inline void masked_store(double* p, __m256d v, int64_t n) {
+  _mm256_maskstore_pd(p, tail_mask(p, n), v);
+}
+#endif
+
 template <typename V, typename T>
 inline V load(const T* p, int64_t n) {
   V v{};
+  if (n == Pack<T>::width) {
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+#if REVACT_ISA_FMA
+  return (V)masked_load(p, n);
+#else
   std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(T));
   return v;
+#endif
 }
 
 template <typename V, typename T>
 inline void store(T* p, const V& v, int64_t n) {
+  if (n == Pack<T>::width) {
+    std::memcpy(p, &v, sizeof(V));
+    return;
+  }
+#if REVACT_ISA_FMA
+  masked_store(p, v, n);
+#else
   std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(T));
+#endif
 }
 
+// The sum of a pack's lanes, pairwise (halves added until one lane is left): a chain of
+// log2(width) additions instead of width - 1, with the AVX builds' shuffles.
+#if REVACT_ISA_FMA
+inline float lane_sum(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+inline double lane_sum(__m128d v) { return _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v))); }
+inline float lane_sum(__m256 v) {
+  return lane_sum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+inline double lane_sum(__m256d v) {
+  return lane_sum(_mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1)));
+}
+#if REVACT_VEC_BYTES == 64
+inline float lane_sum(__m512 v) {
+  return lane_sum(_mm256_add_ps(_mm512_castps512_ps256(v),
+                                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+inline double lane_sum(__m512d v) {
+  return lane_sum(_mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1)));
+}
+#endif
+#else
 template <typename V>
 inline auto lane_sum(const V& v) {
-  auto total = v[0];
-  for (size_t i = 1; i < sizeof(V) / sizeof(v[0]); ++i) total += v[i];
-  return total;
+  using T = std::decay_t<decltype(v[0])>;
+  constexpr int lanes = sizeof(V) / sizeof(T);
+  T part[lanes];
+  std::memcpy(part, &v, sizeof(V));
+  for (int half = lanes / 2; half > 0; half /= 2)
+    for (int i = 0; i < half; ++i) part[i] += part[i + half];
+  return part[0];
 }
+#endif
 
 // body(i, n) over [0, s) a pack at a time; n is the pack's number of real lanes, a
 // compile-time constant but in the tail (the bodies are generic lambdas marked INLINE:
@@ -139,18 +223,23 @@ inline V relu(const V& u) {
 
 // A coefficient of shape (N, C) or (N, C, K), any strides (an expanded per-channel
 // parameter has stride 0 over N).
+// A row (n, c) of x: its index n·C + c, its sample and its channel (kept apart, so a
+// coefficient costs no division per row).
+struct Row {
+  int64_t index, sample, channel;
+};
+
 template <typename T>
 struct Coeff {
   const T* data;
-  int64_t sn, sc, sk, channels;
+  int64_t sn, sc, sk;
   Coeff(const at::Tensor& t)
       : data(t.const_data_ptr<T>()),
         sn(t.stride(0)),
         sc(t.stride(1)),
-        sk(t.dim() > 2 ? t.stride(2) : 0),
-        channels(t.size(1)) {}
-  T operator()(int64_t row, int64_t k = 0) const {
-    return data[(row / channels) * sn + (row % channels) * sc + k * sk];
+        sk(t.dim() > 2 ? t.stride(2) : 0) {}
+  T operator()(const Row& r, int64_t k = 0) const {
+    return data[r.sample * sn + r.channel * sc + k * sk];
   }
 };
 
@@ -163,10 +252,17 @@ inline int64_t positions(const at::Tensor& x, int64_t channels) {
 // body(row) for the rows (n, c) of x, in parallel chunks of whole rows.
 template <typename F>
 void for_rows(const at::Tensor& x, const F& body) {
-  const int64_t rows = x.size(0) * x.size(1), s = positions(x, x.size(1));
+  const int64_t channels = x.size(1), rows = x.size(0) * channels, s = positions(x, channels);
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(s, 1));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) body(row);
+    Row row{begin, begin / channels, begin % channels};
+    for (; row.index < end; ++row.index) {
+      body(row);
+      if (++row.channel == channels) {
+        row.channel = 0;
+        ++row.sample;
+      }
+    }
   });
 }
 
@@ -206,10 +302,10 @@ void acon_forward_kernel(const at::Tensor& x, const at::Tensor& p1, const at::Te
   const Coeff<T> c1(p1), c2(p2), cb(beta);
   const T* xp = x.const_data_ptr<T>();
   T* yp = y.mutable_data_ptr<T>();
-  for_rows(x, [&](int64_t row) {
+  for_rows(x, [&](const Row& row) {
     const T q2 = c2(row), dp = c1(row) - q2, bdp = cb(row) * dp;
-    const T* xr = xp + row * s;
-    T* yr = yp + row * s;
+    const T* xr = xp + row.index * s;
+    T* yr = yp + row.index * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       store(yr + i, acon_pack(load<V>(xr + i, n), q2, dp, bdp), n);
     });
@@ -230,18 +326,18 @@ void acon_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
   T* gxp = gx.mutable_data_ptr<T>();
   T *o1 = g_p1.mutable_data_ptr<T>(), *o2 = g_p2.mutable_data_ptr<T>(),
     *ob = g_beta.mutable_data_ptr<T>();
-  for_rows(x, [&](int64_t row) {
+  for_rows(x, [&](const Row& row) {
     const T q2 = c2(row), dp = c1(row) - q2, bdp = cb(row) * dp;
-    const T *xr = xp + row * s, *gr = gp + row * s;
-    T* gxr = gxp + row * s;
+    const T *xr = xp + row.index * s, *gr = gp + row.index * s;
+    T* gxr = gxp + row.index * s;
     V sum_p1{}, sum_p2{}, sum_beta{};
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       store(gxr + i, acon_grad_pack(load<V>(xr + i, n), load<V>(gr + i, n), q2, dp, bdp,
                                     sum_p1, sum_p2, sum_beta), n);
     });
-    o1[row] = lane_sum(sum_p1);
-    o2[row] = lane_sum(sum_p2);
-    ob[row] = lane_sum(sum_beta) * (dp * dp);
+    o1[row.index] = lane_sum(sum_p1);
+    o2[row.index] = lane_sum(sum_p2);
+    ob[row.index] = lane_sum(sum_beta) * (dp * dp);
   });
 }
 
@@ -275,16 +371,16 @@ template <typename T>
 void max2_forward_kernel(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                          const std::optional<at::Tensor>& scale, at::Tensor& y) {
   using V = typename Pack<T>::V;
-  const int64_t channels = x.size(1), s = positions(x, x.size(1));
+  const int64_t s = positions(x, x.size(1));
   const Coeff<T> ca(a), cb(b);
   const T* xp = x.const_data_ptr<T>();
   const T* sp = scale ? scale->const_data_ptr<T>() : nullptr;
   T* yp = y.mutable_data_ptr<T>();
-  for_rows(x, [&](int64_t row) {
+  for_rows(x, [&](const Row& row) {
     const T a0 = ca(row, 0), b0 = cb(row, 0), da = ca(row, 1) - a0, db = cb(row, 1) - b0;
-    const T* xr = xp + row * s;
-    const T* sr = sp ? sp + (row / channels) * s : nullptr;
-    T* yr = yp + row * s;
+    const T* xr = xp + row.index * s;
+    const T* sr = sp ? sp + row.sample * s : nullptr;
+    T* yr = yp + row.index * s;
     for_packs<T>(s, [&](int64_t i, auto n) INLINE {
       V m = max2_pack(load<V>(xr + i, n), a0, b0, da, db);
       if (sr) m *= load<V>(sr + i, n);
@@ -313,12 +409,12 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
 
   // gx over positions [lo, hi) of a row (and the scale's gradient there, added into its
   // row), and that stretch's sums for the gradients of a and b.
-  auto row_part = [&](int64_t row, int64_t lo, int64_t hi, T* sums) INLINE {
+  auto row_part = [&](const Row& row, int64_t lo, int64_t hi, T* sums) INLINE {
     const T a0 = ca(row, 0), b0 = cb(row, 0), da = ca(row, 1) - a0, db = cb(row, 1) - b0;
-    const T *xr = xp + row * s + lo, *gr = gp + row * s + lo;
-    const T* sr = sp ? sp + (row / channels) * s + lo : nullptr;
-    T* gsr = gsp ? gsp + (row / channels) * s + lo : nullptr;
-    T* gxr = gxp + row * s + lo;
+    const T *xr = xp + row.index * s + lo, *gr = gp + row.index * s + lo;
+    const T* sr = sp ? sp + row.sample * s + lo : nullptr;
+    T* gsr = gsp ? gsp + row.sample * s + lo : nullptr;
+    T* gxr = gxp + row.index * s + lo;
     V sum_g0x{}, sum_g1x{}, sum_g0{}, sum_g1{};
     for_packs<T>(hi - lo, [&](int64_t i, auto n) INLINE {
       const V xv = load<V>(xr + i, n);
@@ -343,10 +439,10 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
   };
 
   if (sp == nullptr) {
-    for_rows(x, [&](int64_t row) {
+    for_rows(x, [&](const Row& row) {
       T sums[4];
       row_part(row, 0, s, sums);
-      write_sums(row, sums);
+      write_sums(row.index, sums);
     });
     return;
   }
@@ -360,8 +456,9 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
     for (int64_t t = begin; t < end; ++t) {
       const int64_t i = t / chunks, k = t % chunks, lo = k * kRowChunk;
       for (int64_t ch = 0; ch < channels; ++ch) {
-        const int64_t row = i * channels + ch;
-        row_part(row, lo, std::min(s, lo + kRowChunk), partial.data() + (row * chunks + k) * 4);
+        const Row row{i * channels + ch, i, ch};
+        row_part(row, lo, std::min(s, lo + kRowChunk),
+                 partial.data() + (row.index * chunks + k) * 4);
       }
     }
   });
@@ -383,14 +480,18 @@ void max2_backward_kernel(const at::Tensor& grad, const at::Tensor& x, const at:
 
 constexpr int64_t kSumBlock = 64;  // positions per block of float partial sums
 
-// tables[j] (N, C) contiguous from fill(row, j), row = n·C + c.
+// tables[j] (N, C) contiguous from fill(row, j).
 template <typename T, typename F>
 at::Tensor coefficient_tables(const at::Tensor& x, int64_t count, const F& fill) {
   const int64_t n = x.size(0), c = x.size(-1);
   at::Tensor tables = at::empty({count, n, c}, x.options());
   T* t = tables.mutable_data_ptr<T>();
   for (int64_t j = 0; j < count; ++j)
-    for (int64_t row = 0; row < n * c; ++row) t[j * n * c + row] = fill(row, j);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const Row row{i * c + ch, i, ch};
+        t[j * n * c + row.index] = fill(row, j);
+      }
   return tables;
 }
 
@@ -438,7 +539,7 @@ template <typename T>
 at::Tensor acon_tables(const at::Tensor& x, const at::Tensor& p1, const at::Tensor& p2,
                        const at::Tensor& beta) {
   const Coeff<T> c1(p1), c2(p2), cb(beta);
-  return coefficient_tables<T>(x, 3, [&](int64_t row, int64_t j) {
+  return coefficient_tables<T>(x, 3, [&](const Row& row, int64_t j) {
     const T dp = c1(row) - c2(row);
     return j == 0 ? c2(row) : (j == 1 ? dp : cb(row) * dp);
   });
@@ -508,7 +609,7 @@ void acon_backward_nsc(const at::Tensor& grad, const at::Tensor& x, const at::Te
 template <typename T>
 at::Tensor max2_tables(const at::Tensor& x, const at::Tensor& a, const at::Tensor& b) {
   const Coeff<T> ca(a), cb(b);
-  return coefficient_tables<T>(x, 4, [&](int64_t row, int64_t j) {
+  return coefficient_tables<T>(x, 4, [&](const Row& row, int64_t j) {
     switch (j) {
       case 0: return ca(row, 0);
       case 1: return cb(row, 0);
