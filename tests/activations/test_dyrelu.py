@@ -168,11 +168,14 @@ def test_ranges_are_floats_and_coefficient_maps_derived_on_use(rng):
     offset, slope = m._affine_map(torch.float32, cpu)
     assert m._affine_map(torch.float32, cpu)[0] is offset  # cached: no per-call cost
     assert offset.dtype == torch.float32
-    torch.testing.assert_close(offset, torch.tensor([[0.3, -0.7], [-0.3, -0.3]]))
-    torch.testing.assert_close(slope, torch.tensor([[1.4], [0.6]]))
+    # Laid out as the hyper-function's output: (C', 2, K) flat, here C' = 6, K = 2.
+    torch.testing.assert_close(offset, torch.tensor([[0.3, -0.7], [-0.3, -0.3]]).repeat(6, 1, 1)
+                               .flatten())
+    torch.testing.assert_close(slope, torch.tensor([[1.4, 1.4], [0.6, 0.6]]).repeat(6, 1, 1)
+                               .flatten())
     d = _randomise(m.double(), rng)
     offset64, _ = d._affine_map(torch.float64, cpu)
-    assert offset64.dtype == torch.float64 and offset64[0, 0].item() == 1.0 - 0.7  # exact
+    assert offset64.dtype == torch.float64 and offset64[0].item() == 1.0 - 0.7  # exact
     x = torch.randn(2, 6, 4, 4, dtype=torch.float64, generator=rng)
     np.testing.assert_allclose(d(x).detach().numpy(), _reference(d, x.numpy()), rtol=1e-10,
                                atol=1e-12)

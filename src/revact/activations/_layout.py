@@ -66,6 +66,8 @@ def spatial_dims(x: Tensor, layout: str) -> tuple[int, ...]:
 
 def per_channel(p: Tensor, x: Tensor) -> Tensor:
     """View a ``(1, C, 1, 1)`` parameter so it broadcasts against channels-first ``x``."""
+    if p.dim() == x.dim():  # 4-d x: the parameter as it is (a view is an autograd node)
+        return p
     return p.view(1, -1, *([1] * (x.dim() - 2)))
 
 
