@@ -466,15 +466,23 @@ def test_spatial_mean_keeps_the_input_dtype_of_its_gradient(rng):
     assert g.dtype == torch.bfloat16
 
 
-def test_torch_compile_calls_the_native_kernels(rng):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_compile_calls_the_native_kernels(channels_last, rng):
     """Under torch.compile the ops stay in the graph, forward and backward (fake kernels
-    give their shapes), with the eager numbers."""
+    give their shapes, registered formulas the gradients), with the eager numbers, in a
+    graph AOTAutograd caches (no custom autograd.Function in it)."""
+    from torch._dynamo.utils import counters
+
     def fn(x, p1, p2, beta, a, b, scale):
         return max_affine(acon(x, p1, p2, beta), a, b, scale)
 
     inputs = [_rand(shape, rng, dtype=torch.float32) for shape in (
         (2, 3, 5, 7), (1, 3, 1, 1), (1, 3, 1, 1), (2, 3, 1, 1), (2, 3, 1, 1, 2),
         (2, 3, 1, 1, 2), (2, 1, 5, 7))]
+    if channels_last:
+        inputs[0] = inputs[0].detach().to(memory_format=torch.channels_last).requires_grad_()
+    torch._dynamo.reset()
+    counters.clear()
     compiled = torch.compile(fn, fullgraph=True)
 
     def step(f):
@@ -482,6 +490,7 @@ def test_torch_compile_calls_the_native_kernels(rng):
         return (y, *torch.autograd.grad(y.square().sum(), inputs))
 
     step(compiled)
+    assert counters["aot_autograd"]["autograd_cache_bypass"] == 0
     assert _native_ops(lambda: step(compiled)) == ACON_OPS | MAX2_OPS
     for got, want in zip(step(compiled), step(fn), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

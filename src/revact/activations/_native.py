@@ -243,7 +243,7 @@ def enabled(flag: bool) -> Iterator[None]:
         _state["enabled"] = previous
 
 
-def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
+def _usable(x: Tensor, *coeffs: Tensor | None, differentiable: bool = False) -> bool:
     if not _state["enabled"] or x.device.type != "cpu" or x.dtype not in _DTYPES:
         return False
     if x.dim() < 2:
@@ -255,8 +255,10 @@ def _usable(x: Tensor, *coeffs: Tensor | None) -> bool:
     if is_compiling() and not _state["compilable"]:
         return False
     # The backward ops have no derivative: with grad mode on (create_graph=True) a
-    # differentiable input must go through PyTorch operations.
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *coeffs)):
+    # differentiable input must go through PyTorch operations. (A differentiable forward
+    # call records the forward op's registered formula instead.)
+    if not differentiable and torch.is_grad_enabled() and \
+            any(t is not None and t.requires_grad for t in (x, *coeffs)):
         return False
     return _load()
 
@@ -306,23 +308,27 @@ def _dispatch(op: Callable, *args):
 
 
 def _call(op: Callable, x: Tensor, coeffs: tuple, rows: list | None,
-          grad: Tensor | None = None):
+          grad: Tensor | None = None, differentiable: bool = False):
     """``op`` on ``x`` in the kernels' layout, the result back in ``x``'s layout; ``None``
     when the coefficients (``rows``) or the layout are not a native case. With ``grad``:
     the backward, whose (N, C[, 2]) coefficient gradients come back summed to each of
-    ``coeffs``' shapes; trailing outputs (DY-ReLU-C's scale gradient) pass as they are."""
+    ``coeffs``' shapes; trailing outputs (DY-ReLU-C's scale gradient) pass as they are.
+    ``differentiable``: a forward recorded by autograd (the op's registered formula)."""
     view = _kernel_view(x)
     if rows is None or view is None:
         return None
     xk, channels_last = view
 
     def back(t: Tensor) -> Tensor:
-        # Detached: autograd would take a view made inside the custom Function for one
-        # and forbid modifying the result in place.
-        return t.movedim(-1, 1).detach() if channels_last else t
+        if not channels_last:
+            return t
+        # Inside revact's custom Functions, detached: autograd would take a view made
+        # there for one and forbid modifying the result in place.
+        return t.movedim(-1, 1) if differentiable else t.movedim(-1, 1).detach()
 
     if grad is None:
-        return back(_dispatch(op, xk, *rows, channels_last))
+        return back(op(xk, *rows, channels_last) if differentiable else
+                    _dispatch(op, xk, *rows, channels_last))
     grad = (grad.movedim(1, -1) if channels_last else grad).contiguous()
     g_x, *g_coeffs = _dispatch(op, grad, xk, *rows, channels_last)
     summed = [_reduced(g, x, c.shape) for g, c in zip(g_coeffs, coeffs, strict=False)]
@@ -334,10 +340,12 @@ def _acon_rows(x: Tensor, *coeffs: Tensor) -> list[Tensor] | None:
     return None if any(r is None for r in rows) else rows
 
 
-def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor | None:
-    if not _usable(x, p1, p2, beta):
+def acon_forward(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor,
+                 differentiable: bool = False) -> Tensor | None:
+    if not _usable(x, p1, p2, beta, differentiable=differentiable):
         return None
-    return _call(torch.ops.revact.acon_forward, x, (), _acon_rows(x, p1, p2, beta))
+    return _call(torch.ops.revact.acon_forward, x, (), _acon_rows(x, p1, p2, beta),
+                 differentiable=differentiable)
 
 
 def acon_backward(grad: Tensor, x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor):
@@ -358,10 +366,12 @@ def _max2_rows(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> list | 
     return None if any(r is None for r in rows) else [*rows, scale]
 
 
-def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None) -> Tensor | None:
-    if not _usable(x, a, b, scale):
+def max_affine_forward(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None,
+                       differentiable: bool = False) -> Tensor | None:
+    if not _usable(x, a, b, scale, differentiable=differentiable):
         return None
-    return _call(torch.ops.revact.max2_forward, x, (), _max2_rows(x, a, b, scale))
+    return _call(torch.ops.revact.max2_forward, x, (), _max2_rows(x, a, b, scale),
+                 differentiable=differentiable)
 
 
 def max_affine_grads(grad: Tensor, x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None):

@@ -174,7 +174,8 @@ def acon(x: Tensor, p1: Tensor, p2: Tensor, beta: Tensor) -> Tensor:
     """
     check_floating(x, "acon")
     if _needs_autograd(x, p1, p2, beta):  # (False while exporting)
-        return _AconFunction.apply(x, p1, p2, beta)
+        out = _traced_native(_native.acon_forward, x, p1, p2, beta)
+        return _AconFunction.apply(x, p1, p2, beta) if out is None else out
     if torch.onnx.is_in_onnx_export() and all(t.dtype == x.dtype for t in (p1, p2, beta)):
         return _acon_graph(x, p1, p2, beta)
     return _ACON_FORWARD(x, p1, p2, beta)
@@ -341,7 +342,8 @@ def max_affine(x: Tensor, a: Tensor, b: Tensor, scale: Tensor | None = None) -> 
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     if _needs_autograd(x, a, b, scale):  # (False while exporting)
-        return _MaxAffineFunction.apply(x, a, b, scale)
+        out = _traced_native(_native.max_affine_forward, x, a, b, scale)
+        return _MaxAffineFunction.apply(x, a, b, scale) if out is None else out
     if torch.onnx.is_in_onnx_export() and all(
             t is None or t.dtype == x.dtype for t in (a, b, scale)):
         return _max_affine_graph(x, a, b, scale)
@@ -470,6 +472,15 @@ class _MaxAffineFunction(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         inputs = ctx.saved_tensors
         return _input_grads(ctx, inputs, _max_affine_backward(grad, *inputs))
+
+
+def _traced_native(forward: Callable, *args: Tensor | None) -> Tensor | None:
+    """Under torch.compile, the native forward op with its registered autograd formula,
+    where it covers the inputs; else ``None``. (A graph with revact's custom Functions in
+    it is one AOTAutograd does not cache: every later run would trace it again.)"""
+    if not _native.is_compiling():
+        return None
+    return forward(*args, differentiable=True)
 
 
 def _needs_autograd(*tensors: Tensor | None) -> bool:
