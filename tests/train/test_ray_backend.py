@@ -165,10 +165,12 @@ def test_node_without_data_fails_its_run_only(cluster, revact_bin, tmp_path, env
 def test_interrupt_cancels_then_same_command_resumes(cluster, revact_bin, tiny_data, tmp_path,
                                                      env):
     out = tmp_path / "int"
-    # 20 epochs (a few seconds each run): the interrupted run cannot finish while its
-    # cancellation travels (about a second) after its first checkpoint.
+    # 40 epochs (10-20 s per run): the interrupted run cannot finish while its
+    # cancellation travels (about a second) after its first checkpoint, even on a loaded
+    # machine (20 epochs once let it finish first there: the command exited 0).
+    epochs = 40
     cmd = _compare(revact_bin, out, "relu,silu,gelu", tiny_data, "--backend", "ray",
-                   "--address", cluster.address, "--epochs", "20")
+                   "--address", cluster.address, "--epochs", str(epochs))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
@@ -203,7 +205,7 @@ def test_interrupt_cancels_then_same_command_resumes(cluster, revact_bin, tiny_d
     assert "resumed from" in (out / "runs/gelu/seed0/train.log").read_text()
     runs = _runs(out)
     assert sorted(runs) == [("gelu", 0), ("relu", 0), ("silu", 0)]
-    assert all(len(r["history"]) == 20 for r in runs.values())
+    assert all(len(r["history"]) == epochs for r in runs.values())
 
 
 def test_versions_are_checked_on_each_node(cluster, tmp_path):
