@@ -11,7 +11,7 @@ def _copies(native: dict) -> str:
     """The instruction-set copies the library holds."""
     if not native["avx2_build"]:
         return "baseline copy only"
-    return ("AVX-512 + AVX2 + baseline copies" if native.get("avx512_build")
+    return ("AVX-512 + AVX2 + baseline copies" if native["avx512_build"]
             else "AVX2 + baseline copies")
 
 

@@ -134,10 +134,7 @@ std::pair<Isa, const char*> choice() {
 #endif
 }
 
-[[maybe_unused]] Isa isa() {
-  static const Isa chosen = choice().first;
-  return chosen;
-}
+[[maybe_unused]] Isa isa() { return choice().first; }
 
 }  // namespace
 

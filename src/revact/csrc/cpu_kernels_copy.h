@@ -3,8 +3,9 @@
 // for the x86 copies, REVACT_TARGET (the target options) defined; it undefines them.
 // (No include guard: it is meant to be included more than once.)
 
+// REVACT_ISA_AVX: an x86 copy (AVX2 + FMA at least): masked tails, FMA, shuffles.
 #if defined(REVACT_TARGET)
-#define REVACT_ISA_FMA 1
+#define REVACT_ISA_AVX 1
 #if defined(__clang__)
 REVACT_PRAGMA(clang attribute push(__attribute__((target(REVACT_TARGET))), apply_to = function))
 #else
@@ -12,7 +13,7 @@ REVACT_PRAGMA(GCC push_options)
 REVACT_PRAGMA(GCC target(REVACT_TARGET))
 #endif
 #else
-#define REVACT_ISA_FMA 0
+#define REVACT_ISA_AVX 0
 #endif
 
 #include "cpu_kernels_impl.h"
@@ -25,7 +26,7 @@ REVACT_PRAGMA(GCC pop_options)
 #endif
 #endif
 
-#undef REVACT_ISA_FMA
+#undef REVACT_ISA_AVX
 #undef REVACT_TARGET
 #undef REVACT_VEC_BYTES
 #undef REVACT_ISA

@@ -33,7 +33,8 @@ inline V splat(T value) {
 
 // n lanes from p; the rest zero. A row's tail (n < width) is a masked load and store in
 // the AVX builds: a copy of variable length there costs more than the pack's arithmetic,
-// and short rows (7×7 feature maps, 49 positions) spend a third of their packs in tails.
+// and short rows spend many of their packs in tails (a 7×7 map's 49 positions: one pack
+// in four with AVX-512).
 #if REVACT_VEC_BYTES == 64
 inline __mmask16 tail_mask(const float*, int64_t n) { return (__mmask16)((1u << n) - 1); }
 inline __mmask8 tail_mask(const double*, int64_t n) { return (__mmask8)((1u << n) - 1); }
@@ -49,7 +50,7 @@ inline void masked_store(float* p, __m512 v, int64_t n) {
 inline void masked_store(double* p, __m512d v, int64_t n) {
   _mm512_mask_storeu_pd(p, tail_mask(p, n), v);
 }
-#elif REVACT_ISA_FMA
+#elif REVACT_ISA_AVX
 inline __m256i tail_mask(const float*, int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -71,6 +72,9 @@ inline void masked_store(double* p, __m256d v, int64_t n) {
 }
 #endif
 
+// A full pack is a copy of constant size (one vector move) even where load is not inlined:
+// folding it into the tail's variable-length copy cost channels-last ACON 1.13x -> 1.30x
+// channels-first (benchmarks/native_kernels.py --layouts).
 template <typename V, typename T>
 inline V load(const T* p, int64_t n) {
   V v{};
@@ -78,7 +82,7 @@ inline V load(const T* p, int64_t n) {
     std::memcpy(&v, p, sizeof(V));
     return v;
   }
-#if REVACT_ISA_FMA
+#if REVACT_ISA_AVX
   return (V)masked_load(p, n);
 #else
   std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(T));
@@ -92,7 +96,7 @@ inline void store(T* p, const V& v, int64_t n) {
     std::memcpy(p, &v, sizeof(V));
     return;
   }
-#if REVACT_ISA_FMA
+#if REVACT_ISA_AVX
   masked_store(p, v, n);
 #else
   std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(T));
@@ -101,7 +105,7 @@ inline void store(T* p, const V& v, int64_t n) {
 
 // The sum of a pack's lanes, pairwise (halves added until one lane is left): a chain of
 // log2(width) additions instead of width - 1, with the AVX builds' shuffles.
-#if REVACT_ISA_FMA
+#if REVACT_ISA_AVX
 inline float lane_sum(__m128 v) {
   v = _mm_add_ps(v, _mm_movehl_ps(v, v));
   return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
@@ -153,7 +157,7 @@ inline void for_packs(int64_t s, const F& body) {
 inline Pack<float>::V mul_add(Pack<float>::V p, Pack<float>::V q, Pack<float>::V r) {
 #if REVACT_VEC_BYTES == 64
   return _mm512_fmadd_ps(p, q, r);
-#elif REVACT_ISA_FMA
+#elif REVACT_ISA_AVX
   return _mm256_fmadd_ps(p, q, r);
 #else
   return p * q + r;
@@ -199,7 +203,7 @@ inline Pack<float>::V exp_pack(Pack<float>::V x) {
 #if REVACT_VEC_BYTES == 64
 extern "C" Pack<double>::V Sleef_expd8_u10avx512f(Pack<double>::V) __attribute__((weak));
 inline Pack<double>::V exp_pack(Pack<double>::V x) { return Sleef_expd8_u10avx512f(x); }
-#elif REVACT_ISA_FMA
+#elif REVACT_ISA_AVX
 extern "C" Pack<double>::V Sleef_expd4_u10avx2(Pack<double>::V) __attribute__((weak));
 inline Pack<double>::V exp_pack(Pack<double>::V x) { return Sleef_expd4_u10avx2(x); }
 #else
@@ -221,14 +225,14 @@ inline V relu(const V& u) {
   return u <= 0 ? V{} : u;
 }
 
-// A coefficient of shape (N, C) or (N, C, K), any strides (an expanded per-channel
-// parameter has stride 0 over N).
 // A row (n, c) of x: its index n·C + c, its sample and its channel (kept apart, so a
 // coefficient costs no division per row).
 struct Row {
   int64_t index, sample, channel;
 };
 
+// A coefficient of shape (N, C) or (N, C, K), any strides (an expanded per-channel
+// parameter has stride 0 over N).
 template <typename T>
 struct Coeff {
   const T* data;
